@@ -1,0 +1,275 @@
+//===- RopeAttnOps.td - ropeattn operations ----------------*- tablegen -*-===//
+//
+// Part of the ropeattn project. Normative semantics: docs/Spec.md.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ROPEATTN_DIALECT_ROPEATTN_IR_ROPEATTNOPS_TD
+#define ROPEATTN_DIALECT_ROPEATTN_IR_ROPEATTNOPS_TD
+
+include "ropeattn/Dialect/RopeAttn/IR/RopeAttnBase.td"
+include "mlir/Interfaces/SideEffectInterfaces.td"
+include "mlir/IR/BuiltinAttributes.td"
+
+//===----------------------------------------------------------------------===//
+// Type constraints
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_Float : AnyTypeOf<[F16, BF16, F32, F64], "f16, bf16, f32 or f64">;
+def RopeAttn_FloatTensor : RankedTensorOf<[F16, BF16, F32, F64]>;
+def RopeAttn_PositionTensor : 1DTensorOf<[I64, Index]>;
+
+class RopeAttn_Op<string mnemonic, list<Trait> traits = []>
+    : Op<RopeAttn_Dialect, mnemonic, traits>;
+
+//===----------------------------------------------------------------------===//
+// rotary
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_RotaryOp : RopeAttn_Op<"rotary",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "applies a rotary position embedding to the last two dims";
+  let description = [{
+    Rotates pairs of the last dimension of `input : [..., N, D]` by angles that
+    depend on the position of the row (dimension N) — see docs/Spec.md,
+    section "ropeattn.rotary". Positions are `position_offset + n` unless the
+    optional `positions` operand (length N, i64 or index) gives them. With
+    `inverse` the transpose rotation (angle −p·θ) is applied; it undoes the
+    forward rotation and is what the backward needs.
+
+    ```mlir
+    %y = ropeattn.rotary %x : tensor<2x8x128x64xf32>
+    %z = ropeattn.rotary %x positions(%p : tensor<128xi64>) inverse
+           rope <base = 5.000000e+05, layout = interleaved, rotary_dim = 32>
+           : tensor<2x8x128x64xf32>
+    ```
+
+    Folds to its input when no dimension rotates (`rotary_dim = 0`).
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$input,
+    Optional<RopeAttn_PositionTensor>:$positions,
+    UnitAttr:$inverse,
+    OptionalAttr<RopeAttn_RopeAttr>:$rope
+  );
+  let results = (outs RopeAttn_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input (`positions` `(` $positions^ `:` type($positions) `)`)?
+    (`inverse` $inverse^)? (`rope` $rope^)? attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
+  let hasFolder = 1;
+  let extraClassDeclaration = [{
+    /// The RoPE parameters, defaults filled in when the attribute is absent.
+    RopeAttr getRopeOrDefault();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// attention
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_AttentionOp : RopeAttn_Op<"attention", [Pure]> {
+  let summary = "scaled dot-product attention with fused RoPE (forward)";
+  let description = [{
+    `output[b.., h, i, :] = Σ_j softmax_j(ℓ_ij) · value[b.., h / G, j, :]` with
+    logits `ℓ_ij = scale · ⟨rot(q_i), rot(k_j)⟩ (+ bias[i − j + M − 1])`,
+    where G = Hq / Hk (grouped-query attention), `rot` is the optional fused
+    rotary embedding, and causal masking keeps `j ≤ i + (M − N)`
+    (bottom-right aligned). The optional second result is the logsumexp of
+    each logit row. Full definition: docs/Spec.md, "ropeattn.attention".
+
+    Shapes: query `[B.., Hq, N, D]`, key `[B.., Hk, M, D]`, value
+    `[B.., Hk, M, Dv]` → output `[B.., Hq, N, Dv]`, logsumexp `[B.., Hq, N]`.
+    The bias, when present, is `[N + M − 1]` (shared) or `[Hq, N + M − 1]`
+    (per query head).
+
+    ```mlir
+    %o, %lse = ropeattn.attention %q, %k, %v causal rope <>
+        : (tensor<8x128x64xf32>, tensor<2x128x64xf32>, tensor<2x128x64xf32>)
+        -> (tensor<8x128x64xf32>, tensor<8x128xf32>)
+    ```
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$query,
+    RopeAttn_FloatTensor:$key,
+    RopeAttn_FloatTensor:$value,
+    Optional<RopeAttn_FloatTensor>:$bias,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal,
+    OptionalAttr<RopeAttn_RopeAttr>:$rope,
+    OptionalAttr<RopeAttn_MethodAttr>:$method
+  );
+  let results = (outs
+    RopeAttn_FloatTensor:$output,
+    Optional<RopeAttn_FloatTensor>:$logsumexp
+  );
+  let assemblyFormat = [{
+    $query `,` $key `,` $value (`bias` `(` $bias^ `)`)? (`causal` $causal^)?
+    (`scale` `(` $scale^ `)`)? (`rope` $rope^)? (`method` $method^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    /// The scale applied to the logits: the attribute, or 1/sqrt(D).
+    double getScaleOrDefault();
+    /// The method hint, `auto` when absent.
+    Method getMethodOrDefault();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// attention_grad
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_AttentionGradOp : RopeAttn_Op<"attention_grad",
+    [Pure, AttrSizedOperandSegments]> {
+  let summary = "gradient of ropeattn.attention";
+  let description = [{
+    Given the forward's operands and attributes, its output `o` and the
+    incoming gradient `dO` (and, when available, the forward's logsumexp),
+    returns dq, dk, dv (and d-bias when a bias is present): the gradient of
+    `Σ ⟨dO, attention(q, k, v, bias)⟩` with respect to each input. See
+    docs/Spec.md, "ropeattn.attention_grad".
+
+    ```mlir
+    %dq, %dk, %dv = ropeattn.attention_grad %q, %k, %v, %o, %do
+        logsumexp(%lse) causal rope <>
+        : (tensor<8x128x64xf32>, tensor<2x128x64xf32>, tensor<2x128x64xf32>,
+           tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x128xf32>)
+        -> (tensor<8x128x64xf32>, tensor<2x128x64xf32>, tensor<2x128x64xf32>)
+    ```
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$query,
+    RopeAttn_FloatTensor:$key,
+    RopeAttn_FloatTensor:$value,
+    RopeAttn_FloatTensor:$output,
+    RopeAttn_FloatTensor:$grad_output,
+    Optional<RopeAttn_FloatTensor>:$logsumexp,
+    Optional<RopeAttn_FloatTensor>:$bias,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal,
+    OptionalAttr<RopeAttn_RopeAttr>:$rope,
+    OptionalAttr<RopeAttn_MethodAttr>:$method
+  );
+  let results = (outs
+    RopeAttn_FloatTensor:$grad_query,
+    RopeAttn_FloatTensor:$grad_key,
+    RopeAttn_FloatTensor:$grad_value,
+    Optional<RopeAttn_FloatTensor>:$grad_bias
+  );
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $output `,` $grad_output
+    (`logsumexp` `(` $logsumexp^ `)`)? (`bias` `(` $bias^ `)`)?
+    (`causal` $causal^)? (`scale` `(` $scale^ `)`)? (`rope` $rope^)?
+    (`method` $method^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    double getScaleOrDefault();
+    Method getMethodOrDefault();
+  }];
+}
+
+//===----------------------------------------------------------------------===//
+// general_attention: one matrix W_δ per relative offset (Alman & Song)
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_GeneralAttentionOp : RopeAttn_Op<"general_attention", [Pure]> {
+  let summary = "attention with one d×d matrix per relative offset";
+  let description = [{
+    The general RoPE form of Alman & Song (FRA, Def. 1.1): logits
+    `ℓ_ij = scale · Σ_{(a,b) ∈ S} q_ia · W[i − j + M − 1, s(a,b)] · k_jb`, with
+    the support S given as a flat list of (a, b) pairs, `support = [a0, b0,
+    a1, b1, ...]`, and `weights : [N + M − 1, |S|]` (shared across heads) or
+    `[Hq, N + M − 1, |S|]` (per query head). Softmax, causal masking, GQA
+    and the optional logsumexp result are as for `ropeattn.attention`. See
+    docs/Spec.md, "ropeattn.general_attention".
+
+    ```mlir
+    %o = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 0, 1, 1]
+        : (tensor<4x64x2xf32>, tensor<4x64x2xf32>, tensor<4x64x8xf32>,
+           tensor<127x2xf32>) -> tensor<4x64x8xf32>
+    ```
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$query,
+    RopeAttn_FloatTensor:$key,
+    RopeAttn_FloatTensor:$value,
+    RopeAttn_FloatTensor:$weights,
+    DenseI64ArrayAttr:$support,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal,
+    OptionalAttr<RopeAttn_MethodAttr>:$method
+  );
+  let results = (outs
+    RopeAttn_FloatTensor:$output,
+    Optional<RopeAttn_FloatTensor>:$logsumexp
+  );
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `weights` `(` $weights `)` `support` $support
+    (`causal` $causal^)? (`scale` `(` $scale^ `)`)? (`method` $method^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    double getScaleOrDefault();
+    /// Number of (a, b) pairs in the support.
+    int64_t getSupportSize() { return getSupport().size() / 2; }
+  }];
+}
+
+def RopeAttn_GeneralAttentionGradOp : RopeAttn_Op<"general_attention_grad",
+    [Pure]> {
+  let summary = "gradient of ropeattn.general_attention";
+  let description = [{
+    dq, dk, dv and d-weights of `Σ ⟨dO, general_attention(q, k, v, W)⟩`. See
+    docs/Spec.md, "ropeattn.general_attention_grad".
+
+    ```mlir
+    %dq, %dk, %dv, %dw = ropeattn.general_attention_grad %q, %k, %v, %o, %do
+        weights(%w) support [0, 0, 1, 1]
+        : (tensor<4x64x2xf32>, tensor<4x64x2xf32>, tensor<4x64x8xf32>,
+           tensor<4x64x8xf32>, tensor<4x64x8xf32>, tensor<127x2xf32>)
+        -> (tensor<4x64x2xf32>, tensor<4x64x2xf32>, tensor<4x64x8xf32>,
+            tensor<127x2xf32>)
+    ```
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$query,
+    RopeAttn_FloatTensor:$key,
+    RopeAttn_FloatTensor:$value,
+    RopeAttn_FloatTensor:$output,
+    RopeAttn_FloatTensor:$grad_output,
+    Optional<RopeAttn_FloatTensor>:$logsumexp,
+    RopeAttn_FloatTensor:$weights,
+    DenseI64ArrayAttr:$support,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$causal,
+    OptionalAttr<RopeAttn_MethodAttr>:$method
+  );
+  let results = (outs
+    RopeAttn_FloatTensor:$grad_query,
+    RopeAttn_FloatTensor:$grad_key,
+    RopeAttn_FloatTensor:$grad_value,
+    RopeAttn_FloatTensor:$grad_weights
+  );
+  let assemblyFormat = [{
+    $query `,` $key `,` $value `,` $output `,` $grad_output
+    (`logsumexp` `(` $logsumexp^ `)`)? `weights` `(` $weights `)`
+    `support` $support (`causal` $causal^)? (`scale` `(` $scale^ `)`)?
+    (`method` $method^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    double getScaleOrDefault();
+    int64_t getSupportSize() { return getSupport().size() / 2; }
+  }];
+}
+
+#endif // ROPEATTN_DIALECT_ROPEATTN_IR_ROPEATTNOPS_TD

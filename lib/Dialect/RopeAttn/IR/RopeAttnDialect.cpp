@@ -1,0 +1,64 @@
+//===- RopeAttnDialect.cpp - ropeattn dialect and attributes -------------===//
+//
+// Part of the ropeattn project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
+
+#include "mlir/IR/DialectImplementation.h"
+#include "llvm/ADT/TypeSwitch.h"
+
+#include <cmath>
+
+using namespace mlir;
+using namespace mlir::ropeattn;
+
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttnDialect.cpp.inc"
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttnEnums.cpp.inc"
+
+#define GET_ATTRDEF_CLASSES
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttnAttrs.cpp.inc"
+
+void RopeAttnDialect::initialize() {
+  addAttributes<
+#define GET_ATTRDEF_LIST
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttnAttrs.cpp.inc"
+      >();
+  addOperations<
+#define GET_OP_LIST
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttnOps.cpp.inc"
+      >();
+}
+
+FailureOr<APFloat> mlir::ropeattn::parseF64Parameter(AsmParser &parser) {
+  double value;
+  if (parser.parseFloat(value))
+    return failure();
+  return APFloat(value);
+}
+
+Type mlir::ropeattn::getAccumulationType(Type elementType) {
+  if (elementType.isF64())
+    return elementType;
+  return Float32Type::get(elementType.getContext());
+}
+
+LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
+                               APFloat baseValue, RopeLayout layout,
+                               std::optional<int64_t> rotaryDim,
+                               int64_t positionOffset) {
+  double base = baseValue.convertToDouble();
+  if (!std::isfinite(base) || base <= 0.0)
+    return emitError() << "rope base must be a finite positive number, found "
+                       << base;
+  if (rotaryDim) {
+    if (*rotaryDim < 0)
+      return emitError() << "rope rotary_dim must be non-negative, found "
+                         << *rotaryDim;
+    if (*rotaryDim % 2 != 0)
+      return emitError() << "rope rotary_dim must be even, found "
+                         << *rotaryDim;
+  }
+  return success();
+}

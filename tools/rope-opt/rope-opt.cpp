@@ -1,0 +1,24 @@
+//===- rope-opt.cpp - mlir-opt with the ropeattn dialect ------------------===//
+//
+// Part of the ropeattn project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ropeattn/InitRopeAttn.h"
+
+#include "mlir/IR/DialectRegistry.h"
+#include "mlir/InitAllDialects.h"
+#include "mlir/InitAllExtensions.h"
+#include "mlir/InitAllPasses.h"
+#include "mlir/Tools/mlir-opt/MlirOptMain.h"
+
+int main(int argc, char **argv) {
+  mlir::DialectRegistry registry;
+  mlir::registerAllDialects(registry);
+  mlir::registerAllExtensions(registry);
+  mlir::registerAllPasses();
+  mlir::registerRopeAttnDialect(registry);
+  mlir::registerRopeAttnPasses();
+  return mlir::asMainReturnCode(mlir::MlirOptMain(
+      argc, argv, "ropeattn optimizer driver\n", registry));
+}
