@@ -50,14 +50,14 @@ LogicalResult RopeAttr::verify(function_ref<InFlightDiagnostic()> emitError,
                                int64_t positionOffset) {
   double base = baseValue.convertToDouble();
   if (!std::isfinite(base) || base <= 0.0)
-    return emitError() << "rope base must be a finite positive number, found "
+    return emitError() << "expected a finite positive rope base, found "
                        << base;
   if (rotaryDim) {
     if (*rotaryDim < 0)
-      return emitError() << "rope rotary_dim must be non-negative, found "
+      return emitError() << "expected a non-negative rope rotary_dim, found "
                          << *rotaryDim;
     if (*rotaryDim % 2 != 0)
-      return emitError() << "rope rotary_dim must be even, found "
+      return emitError() << "expected an even rope rotary_dim, found "
                          << *rotaryDim;
   }
   return success();

@@ -22,8 +22,8 @@
 
 namespace mlir {
 namespace ropeattn {
-/// Parses a float literal (an integer literal is accepted too) for a `double`
-/// attribute parameter.
+/// Parses a float literal for the `base` parameter of #ropeattn.rope (stored
+/// as an APFloat).
 FailureOr<llvm::APFloat> parseF64Parameter(AsmParser &parser);
 
 /// The element type in which softmax statistics (logsumexp) are kept for

@@ -1,0 +1,150 @@
+// Round-trip of every ropeattn op and attribute form: custom syntax, generic
+// syntax and bytecode must all print back to the same custom form.
+// RUN: rope-opt %s | rope-opt | FileCheck %s
+// RUN: rope-opt %s --mlir-print-op-generic | rope-opt | FileCheck %s
+// RUN: rope-opt %s -emit-bytecode | rope-opt | FileCheck %s
+
+// CHECK-LABEL: func @rotary_default
+func.func @rotary_default(%x: tensor<2x8x128x64xf32>) -> tensor<2x8x128x64xf32> {
+  // CHECK: ropeattn.rotary %{{.*}} : tensor<2x8x128x64xf32>
+  %0 = ropeattn.rotary %x : tensor<2x8x128x64xf32>
+  return %0 : tensor<2x8x128x64xf32>
+}
+
+// Defaults written out are normalized away: base 10000, half, offset 0.
+// CHECK-LABEL: func @rotary_explicit_defaults
+func.func @rotary_explicit_defaults(%x: tensor<128x64xf32>) -> tensor<128x64xf32> {
+  // CHECK: ropeattn.rotary %{{.*}} rope <> : tensor<128x64xf32>
+  %0 = ropeattn.rotary %x rope <base = 10000.0, layout = half, position_offset = 0> : tensor<128x64xf32>
+  return %0 : tensor<128x64xf32>
+}
+
+// CHECK-LABEL: func @rotary_all_options
+// CHECK-SAME: (%[[X:.*]]: tensor<4x128x64xbf16>, %[[P:.*]]: tensor<128xi64>)
+func.func @rotary_all_options(%x: tensor<4x128x64xbf16>, %p: tensor<128xi64>) -> tensor<4x128x64xbf16> {
+  // CHECK: ropeattn.rotary %[[X]] positions(%[[P]] : tensor<128xi64>) inverse
+  // CHECK-SAME: rope <base = 5.000000e+05, layout = interleaved, rotary_dim = 32, position_offset = -7>
+  // CHECK-SAME: : tensor<4x128x64xbf16>
+  %0 = ropeattn.rotary %x positions(%p : tensor<128xi64>) inverse rope <base = 5.0e5, layout = interleaved, rotary_dim = 32, position_offset = -7> : tensor<4x128x64xbf16>
+  return %0 : tensor<4x128x64xbf16>
+}
+
+// Index positions, rank 2, f16, float literal base.
+// CHECK-LABEL: func @rotary_index_positions
+func.func @rotary_index_positions(%x: tensor<16x8xf16>, %p: tensor<16xindex>) -> tensor<16x8xf16> {
+  // CHECK: ropeattn.rotary %{{.*}} positions(%{{.*}} : tensor<16xindex>) rope <base = 1.000000e+06> : tensor<16x8xf16>
+  %0 = ropeattn.rotary %x positions(%p : tensor<16xindex>) rope <base = 1.0e6> : tensor<16x8xf16>
+  return %0 : tensor<16x8xf16>
+}
+
+// Dynamic sizes are accepted where static checks cannot apply.
+// CHECK-LABEL: func @rotary_dynamic
+func.func @rotary_dynamic(%x: tensor<?x?x?xf64>, %p: tensor<?xi64>) -> tensor<?x?x?xf64> {
+  // CHECK: ropeattn.rotary %{{.*}} positions(%{{.*}} : tensor<?xi64>) rope <rotary_dim = 8> : tensor<?x?x?xf64>
+  %0 = ropeattn.rotary %x positions(%p : tensor<?xi64>) rope <rotary_dim = 8> : tensor<?x?x?xf64>
+  return %0 : tensor<?x?x?xf64>
+}
+
+// CHECK-LABEL: func @attention_minimal
+func.func @attention_minimal(%q: tensor<8x128x64xf32>, %k: tensor<8x128x64xf32>, %v: tensor<8x128x64xf32>) -> tensor<8x128x64xf32> {
+  // CHECK: ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} : (tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x128x64xf32>) -> tensor<8x128x64xf32>
+  %o = ropeattn.attention %q, %k, %v : (tensor<8x128x64xf32>, tensor<8x128x64xf32>, tensor<8x128x64xf32>) -> tensor<8x128x64xf32>
+  return %o : tensor<8x128x64xf32>
+}
+
+// GQA (8 query heads over 2 kv heads), batch dims, N != M, Dv != D, every
+// attribute, bias shared across heads, logsumexp result.
+// CHECK-LABEL: func @attention_everything
+func.func @attention_everything(%q: tensor<3x8x16x64xf32>, %k: tensor<3x2x24x64xf32>, %v: tensor<3x2x24x32xf32>, %b: tensor<39xf32>) -> (tensor<3x8x16x32xf32>, tensor<3x8x16xf32>) {
+  // CHECK: %[[O:.*]], %[[L:.*]] = ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} bias(%{{.*}}) causal scale(1.250000e-01)
+  // CHECK-SAME: rope <layout = interleaved, rotary_dim = 32> method polynomial
+  // CHECK-SAME: : (tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<39xf32>) -> (tensor<3x8x16x32xf32>, tensor<3x8x16xf32>)
+  %o, %lse = ropeattn.attention %q, %k, %v bias(%b) causal scale(0.125) rope <layout = interleaved, rotary_dim = 32> method polynomial : (tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<39xf32>) -> (tensor<3x8x16x32xf32>, tensor<3x8x16xf32>)
+  return %o, %lse : tensor<3x8x16x32xf32>, tensor<3x8x16xf32>
+}
+
+// Per-head bias, MQA (one kv head), toeplitz hint.
+// CHECK-LABEL: func @attention_per_head_bias
+func.func @attention_per_head_bias(%q: tensor<4x32x16xf32>, %k: tensor<1x32x16xf32>, %v: tensor<1x32x16xf32>, %b: tensor<4x63xf32>) -> tensor<4x32x16xf32> {
+  // CHECK: ropeattn.attention {{.*}} bias(%{{.*}}) method toeplitz : ({{.*}}, tensor<4x63xf32>) -> tensor<4x32x16xf32>
+  %o = ropeattn.attention %q, %k, %v bias(%b) method toeplitz : (tensor<4x32x16xf32>, tensor<1x32x16xf32>, tensor<1x32x16xf32>, tensor<4x63xf32>) -> tensor<4x32x16xf32>
+  return %o : tensor<4x32x16xf32>
+}
+
+// Half precision inputs keep their statistics in f32; f64 in f64.
+// CHECK-LABEL: func @attention_lse_types
+func.func @attention_lse_types(%q: tensor<2x8x8xf16>, %d: tensor<2x8x8xf64>) -> (tensor<2x8xf32>, tensor<2x8xf64>) {
+  // CHECK: -> (tensor<2x8x8xf16>, tensor<2x8xf32>)
+  %o, %l = ropeattn.attention %q, %q, %q method exact : (tensor<2x8x8xf16>, tensor<2x8x8xf16>, tensor<2x8x8xf16>) -> (tensor<2x8x8xf16>, tensor<2x8xf32>)
+  // CHECK: -> (tensor<2x8x8xf64>, tensor<2x8xf64>)
+  %o2, %l2 = ropeattn.attention %d, %d, %d : (tensor<2x8x8xf64>, tensor<2x8x8xf64>, tensor<2x8x8xf64>) -> (tensor<2x8x8xf64>, tensor<2x8xf64>)
+  return %l, %l2 : tensor<2x8xf32>, tensor<2x8xf64>
+}
+
+// A zero-length key sequence is valid (every output row is 0, lse is -inf).
+// CHECK-LABEL: func @attention_empty_keys
+func.func @attention_empty_keys(%q: tensor<2x4x8xf32>, %k: tensor<2x0x8xf32>, %v: tensor<2x0x8xf32>) -> tensor<2x4x8xf32> {
+  // CHECK: ropeattn.attention {{.*}} : (tensor<2x4x8xf32>, tensor<2x0x8xf32>, tensor<2x0x8xf32>) -> tensor<2x4x8xf32>
+  %o = ropeattn.attention %q, %k, %v : (tensor<2x4x8xf32>, tensor<2x0x8xf32>, tensor<2x0x8xf32>) -> tensor<2x4x8xf32>
+  return %o : tensor<2x4x8xf32>
+}
+
+// CHECK-LABEL: func @attention_dynamic
+func.func @attention_dynamic(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x?xf32>, %b: tensor<?xf32>) -> tensor<?x?x?x?xf32> {
+  // CHECK: ropeattn.attention {{.*}} bias(%{{.*}}) causal rope <> : (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x?xf32>, tensor<?xf32>) -> tensor<?x?x?x?xf32>
+  %o = ropeattn.attention %q, %k, %v bias(%b) causal rope <> : (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x?xf32>, tensor<?xf32>) -> tensor<?x?x?x?xf32>
+  return %o : tensor<?x?x?x?xf32>
+}
+
+// CHECK-LABEL: func @attention_grad_minimal
+func.func @attention_grad_minimal(%q: tensor<2x16x8xf32>, %o: tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) {
+  // CHECK: ropeattn.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (
+  %dq, %dk, %dv = ropeattn.attention_grad %q, %q, %q, %o, %o : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>)
+  return %dq, %dk, %dv : tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>
+}
+
+// CHECK-LABEL: func @attention_grad_everything
+func.func @attention_grad_everything(%q: tensor<3x8x16x64xf32>, %k: tensor<3x2x24x64xf32>, %v: tensor<3x2x24x32xf32>, %o: tensor<3x8x16x32xf32>, %do: tensor<3x8x16x32xf32>, %lse: tensor<3x8x16xf32>, %b: tensor<8x39xf32>) -> (tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<8x39xf32>) {
+  // CHECK: ropeattn.attention_grad {{.*}} logsumexp(%{{.*}}) bias(%{{.*}}) causal scale(5.000000e-01) rope <base = 5.000000e+05> method exact
+  // CHECK-SAME: -> (tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<8x39xf32>)
+  %dq, %dk, %dv, %db = ropeattn.attention_grad %q, %k, %v, %o, %do logsumexp(%lse) bias(%b) causal scale(0.5) rope <base = 500000.0> method exact : (tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<3x8x16x32xf32>, tensor<3x8x16x32xf32>, tensor<3x8x16xf32>, tensor<8x39xf32>) -> (tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<8x39xf32>)
+  return %dq, %dk, %dv, %db : tensor<3x8x16x64xf32>, tensor<3x2x24x64xf32>, tensor<3x2x24x32xf32>, tensor<8x39xf32>
+}
+
+// Only the bias (no logsumexp): operand segments must still round-trip.
+// CHECK-LABEL: func @attention_grad_bias_only
+func.func @attention_grad_bias_only(%q: tensor<2x16x8xf32>, %b: tensor<31xf32>) -> tensor<31xf32> {
+  // CHECK: ropeattn.attention_grad {{.*}} bias(%{{.*}}) :
+  %dq, %dk, %dv, %db = ropeattn.attention_grad %q, %q, %q, %q, %q bias(%b) : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<31xf32>) -> (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<31xf32>)
+  return %db : tensor<31xf32>
+}
+
+// The general form: |S| = 2 support pairs, shared weights.
+// CHECK-LABEL: func @general_attention
+func.func @general_attention(%q: tensor<4x64x2xf32>, %k: tensor<4x64x2xf32>, %v: tensor<4x64x8xf32>, %w: tensor<127x2xf32>) -> tensor<4x64x8xf32> {
+  // CHECK: ropeattn.general_attention %{{.*}}, %{{.*}}, %{{.*}} weights(%{{.*}}) support [0, 0, 1, 1] :
+  %o = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 0, 1, 1] : (tensor<4x64x2xf32>, tensor<4x64x2xf32>, tensor<4x64x8xf32>, tensor<127x2xf32>) -> tensor<4x64x8xf32>
+  return %o : tensor<4x64x8xf32>
+}
+
+// Per-head weights, causal, GQA, scale, toeplitz hint, logsumexp.
+// CHECK-LABEL: func @general_attention_everything
+func.func @general_attention_everything(%q: tensor<2x4x16x4xf32>, %k: tensor<2x2x16x4xf32>, %v: tensor<2x2x16x8xf32>, %w: tensor<4x31x3xf32>) -> (tensor<2x4x16x8xf32>, tensor<2x4x16xf32>) {
+  // CHECK: ropeattn.general_attention {{.*}} support [0, 1, 1, 0, 3, 3] causal scale(2.500000e-01) method toeplitz :
+  %o, %l = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 1, 1, 0, 3, 3] causal scale(0.25) method toeplitz : (tensor<2x4x16x4xf32>, tensor<2x2x16x4xf32>, tensor<2x2x16x8xf32>, tensor<4x31x3xf32>) -> (tensor<2x4x16x8xf32>, tensor<2x4x16xf32>)
+  return %o, %l : tensor<2x4x16x8xf32>, tensor<2x4x16xf32>
+}
+
+// CHECK-LABEL: func @general_attention_grad
+func.func @general_attention_grad(%q: tensor<4x64x2xf32>, %v: tensor<4x64x8xf32>, %lse: tensor<4x64xf32>, %w: tensor<127x2xf32>) -> tensor<127x2xf32> {
+  // CHECK: ropeattn.general_attention_grad {{.*}} logsumexp(%{{.*}}) weights(%{{.*}}) support [0, 0, 1, 1] causal :
+  %dq, %dk, %dv, %dw = ropeattn.general_attention_grad %q, %q, %v, %v, %v logsumexp(%lse) weights(%w) support [0, 0, 1, 1] causal : (tensor<4x64x2xf32>, tensor<4x64x2xf32>, tensor<4x64x8xf32>, tensor<4x64x8xf32>, tensor<4x64x8xf32>, tensor<4x64xf32>, tensor<127x2xf32>) -> (tensor<4x64x2xf32>, tensor<4x64x2xf32>, tensor<4x64x8xf32>, tensor<127x2xf32>)
+  return %dw : tensor<127x2xf32>
+}
+
+// The attribute also stands on its own (e.g. in a discardable attribute).
+// CHECK-LABEL: func @rope_attr_standalone
+// CHECK-SAME: attributes {my.rope = #ropeattn.rope<layout = interleaved, position_offset = 3>}
+func.func @rope_attr_standalone() attributes {my.rope = #ropeattn.rope<layout = interleaved, position_offset = 3>} {
+  return
+}
