@@ -19,6 +19,6 @@ int main(int argc, char **argv) {
   mlir::registerAllPasses();
   mlir::registerRopeAttnDialect(registry);
   mlir::registerRopeAttnPasses();
-  return mlir::asMainReturnCode(mlir::MlirOptMain(
-      argc, argv, "ropeattn optimizer driver\n", registry));
+  return mlir::asMainReturnCode(
+      mlir::MlirOptMain(argc, argv, "ropeattn optimizer driver\n", registry));
 }

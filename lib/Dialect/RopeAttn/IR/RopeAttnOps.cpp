@@ -1,4 +1,5 @@
-//===- RopeAttnOps.cpp - ropeattn operations -------------------------------===//
+//===- RopeAttnOps.cpp - ropeattn operations
+//-------------------------------===//
 //
 // Part of the ropeattn project. Verifiers follow docs/Spec.md; every
 // diagnostic says what was expected and what was found, and each has a case in
@@ -62,8 +63,7 @@ struct AttentionDims {
 };
 
 /// Verifies query [B.., Hq, N, D], key [B.., Hk, M, D], value [B.., Hk, M, Dv].
-FailureOr<AttentionDims> verifyQueryKeyValue(Operation *op,
-                                             RankedTensorType q,
+FailureOr<AttentionDims> verifyQueryKeyValue(Operation *op, RankedTensorType q,
                                              RankedTensorType k,
                                              RankedTensorType v) {
   int64_t rank = q.getRank();
@@ -71,7 +71,8 @@ FailureOr<AttentionDims> verifyQueryKeyValue(Operation *op,
     return op->emitOpError("expected query of rank >= 3 ([B.., H, N, D]), "
                            "found rank ")
            << rank;
-  for (auto [name, t] : {std::make_pair("key", k), std::make_pair("value", v)}) {
+  for (auto [name, t] :
+       {std::make_pair("key", k), std::make_pair("value", v)}) {
     if (t.getRank() != rank)
       return op->emitOpError("expected ")
              << name << " of rank " << rank << " (the query's), found rank "
@@ -171,7 +172,8 @@ LogicalResult verifyBias(Operation *op, RankedTensorType bias,
            << bias.getElementType();
   if (!compatible(bias.getDimSize(bias.getRank() - 1), len))
     return op->emitOpError("expected bias length N + M - 1 = ")
-           << Dim(len) << ", found " << Dim(bias.getDimSize(bias.getRank() - 1));
+           << Dim(len) << ", found "
+           << Dim(bias.getDimSize(bias.getRank() - 1));
   if (bias.getRank() == 2 && !compatible(bias.getDimSize(0), dims.hq))
     return op->emitOpError("expected per-head bias to have ")
            << Dim(dims.hq) << " rows (the query heads), found "
@@ -276,15 +278,15 @@ double defaultScale(Value query) {
 }
 
 /// Drops a fused RoPE attribute that rotates nothing.
-template <typename OpTy>
-struct DropIdentityRope : OpRewritePattern<OpTy> {
+template <typename OpTy> struct DropIdentityRope : OpRewritePattern<OpTy> {
   using OpRewritePattern<OpTy>::OpRewritePattern;
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     RopeAttr rope = op.getRopeAttr();
     int64_t d = op.getQuery().getType().getShape().back();
-    bool identity = rope && ((rope.getRotaryDim() && *rope.getRotaryDim() == 0) ||
-                             (!ShapedType::isDynamic(d) && d == 0));
+    bool identity =
+        rope && ((rope.getRotaryDim() && *rope.getRotaryDim() == 0) ||
+                 (!ShapedType::isDynamic(d) && d == 0));
     if (!identity)
       return rewriter.notifyMatchFailure(op, "rope rotates some dimension");
     rewriter.modifyOpInPlace(op, [&] { op.removeRopeAttr(); });
@@ -293,8 +295,7 @@ struct DropIdentityRope : OpRewritePattern<OpTy> {
 };
 
 /// `method(auto)` is the default: drop it so equal ops print alike.
-template <typename OpTy>
-struct DropAutoMethod : OpRewritePattern<OpTy> {
+template <typename OpTy> struct DropAutoMethod : OpRewritePattern<OpTy> {
   using OpRewritePattern<OpTy>::OpRewritePattern;
   LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
@@ -364,10 +365,10 @@ static FailureOr<AttentionDims> verifyAttentionCommon(OpTy op) {
                           op.getValue().getType());
   if (failed(dims))
     return failure();
-  if (failed(verifyScale(op, op.getScale()
-                                 ? std::optional<double>(
-                                       op.getScale()->convertToDouble())
-                                 : std::nullopt)) ||
+  if (failed(verifyScale(
+          op, op.getScale()
+                  ? std::optional<double>(op.getScale()->convertToDouble())
+                  : std::nullopt)) ||
       failed(verifyRopeFor(op, op.getRopeAttr(), dims->d)))
     return failure();
   if (Value bias = op.getBias()) {
@@ -436,8 +437,9 @@ LogicalResult AttentionGradOp::verify() {
 
 void AttentionGradOp::getCanonicalizationPatterns(RewritePatternSet &results,
                                                   MLIRContext *context) {
-  results.add<DropIdentityRope<AttentionGradOp>,
-              DropAutoMethod<AttentionGradOp>>(context);
+  results
+      .add<DropIdentityRope<AttentionGradOp>, DropAutoMethod<AttentionGradOp>>(
+          context);
 }
 
 //===----------------------------------------------------------------------===//
@@ -451,10 +453,10 @@ static FailureOr<AttentionDims> verifyGeneralCommon(OpTy op) {
                           op.getValue().getType());
   if (failed(dims))
     return failure();
-  if (failed(verifyScale(op, op.getScale()
-                                 ? std::optional<double>(
-                                       op.getScale()->convertToDouble())
-                                 : std::nullopt)) ||
+  if (failed(verifyScale(
+          op, op.getScale()
+                  ? std::optional<double>(op.getScale()->convertToDouble())
+                  : std::nullopt)) ||
       failed(verifyGeneralWeights(op, op.getWeights().getType(),
                                   op.getSupport(), *dims)))
     return failure();
@@ -499,8 +501,7 @@ LogicalResult GeneralAttentionGradOp::verify() {
                               getKey().getType())) ||
       failed(verifyGradResult(*this, "grad_value", getGradValue().getType(),
                               getValue().getType())) ||
-      failed(verifyGradResult(*this, "grad_weights",
-                              getGradWeights().getType(),
+      failed(verifyGradResult(*this, "grad_weights", getGradWeights().getType(),
                               getWeights().getType())))
     return failure();
   return success();

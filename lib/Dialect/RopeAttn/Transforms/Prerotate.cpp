@@ -30,14 +30,13 @@ namespace {
 /// offset + (M - N) + i (bottom-right alignment).
 RopeAttr queryRope(RopeAttr rope, int64_t n, int64_t m) {
   return RopeAttr::get(rope.getContext(), rope.getBase(), rope.getLayout(),
-                       rope.getRotaryDim(),
-                       rope.getPositionOffset() + (m - n));
+                       rope.getRotaryDim(), rope.getPositionOffset() + (m - n));
 }
 
 /// Reads N and M, or reports why the op is left alone.
 template <typename OpTy>
-FailureOr<std::pair<int64_t, int64_t>> staticLengths(OpTy op,
-                                                     PatternRewriter &rewriter) {
+FailureOr<std::pair<int64_t, int64_t>>
+staticLengths(OpTy op, PatternRewriter &rewriter) {
   auto q = op.getQuery().getType();
   auto k = op.getKey().getType();
   int64_t n = q.getDimSize(q.getRank() - 2);
@@ -102,7 +101,8 @@ struct PrerotateAttentionGrad : OpRewritePattern<AttentionGradOp> {
       op.removeRopeAttr();
     });
     rewriter.setInsertionPointAfter(op);
-    Value dq = rotate(rewriter, loc, op.getGradQuery(), qRope, /*inverse=*/true);
+    Value dq =
+        rotate(rewriter, loc, op.getGradQuery(), qRope, /*inverse=*/true);
     Value dk = rotate(rewriter, loc, op.getGradKey(), rope, /*inverse=*/true);
     rewriter.replaceAllUsesExcept(op.getGradQuery(), dq, dq.getDefiningOp());
     rewriter.replaceAllUsesExcept(op.getGradKey(), dk, dk.getDefiningOp());

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The main job, for now: an example RoPE attention (forward and backward)
+# through rope-opt: verified, canonicalized, RoPE turned into pre-rotation.
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD_DIR=${1:-$ROOT/build}
+EXAMPLE=$ROOT/examples/rope_attention.mlir
+
+echo "== input: $EXAMPLE"
+grep -v '^//' "$EXAMPLE" | sed '/^$/d'
+echo
+echo "== rope-opt -canonicalize -ropeattn-prerotate"
+"$BUILD_DIR/bin/rope-opt" "$EXAMPLE" -canonicalize -ropeattn-prerotate
