@@ -6,7 +6,7 @@ set -euo pipefail
 APT_PKGS=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
   clang-format-22
-  ninja-build cmake g++ python3 python3-pip
+  ninja-build cmake g++ python3 python3-venv
 )
 
 SUDO=""
@@ -34,3 +34,20 @@ for t in FileCheck lit mlir-tblgen not; do
     echo "install-deps: missing $t in $BINDIR" >&2
   fi
 done
+
+# Python side (tests' fp64 reference, later the bindings and benchmarks): a
+# project-local virtual environment, so nothing touches the system Python.
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=$ROOT/.venv
+if [ ! -x "$VENV/bin/python" ]; then
+  python3 -m venv "$VENV"
+fi
+REQ=$ROOT/scripts/requirements.txt
+STAMP=$VENV/.requirements.stamp
+if [ ! -f "$STAMP" ] || ! cmp -s "$REQ" "$STAMP"; then
+  "$VENV/bin/python" -m pip install -q --upgrade pip
+  "$VENV/bin/python" -m pip install -q -r "$REQ"
+  cp "$REQ" "$STAMP"
+else
+  echo "install-deps: Python environment up to date ($VENV)"
+fi

@@ -90,6 +90,14 @@ func.func @rotary_rotary_dim_too_large(%x: tensor<8x4xf32>) -> tensor<8x4xf32> {
 
 // -----
 
+func.func @rotary_odd_head_dim(%x: tensor<8x5xf32>) -> tensor<8x5xf32> {
+  // expected-error @+1 {{'ropeattn.rotary' op expected an even head dimension for rope with the default rotary_dim (= D), found 5; set rotary_dim explicitly}}
+  %0 = ropeattn.rotary %x : tensor<8x5xf32>
+  return %0 : tensor<8x5xf32>
+}
+
+// -----
+
 func.func @rotary_positions_length(%x: tensor<8x4xf32>, %p: tensor<7xi64>) -> tensor<8x4xf32> {
   // expected-error @+1 {{'ropeattn.rotary' op expected positions of length N = 8, found 7}}
   %0 = ropeattn.rotary %x positions(%p : tensor<7xi64>) : tensor<8x4xf32>

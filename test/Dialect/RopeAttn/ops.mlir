@@ -89,6 +89,15 @@ func.func @attention_empty_keys(%q: tensor<2x4x8xf32>, %k: tensor<2x0x8xf32>, %v
   return %o : tensor<2x4x8xf32>
 }
 
+// N = M = 0 with a bias: the table is empty (max(N + M - 1, 0) = 0); odd D
+// is fine when rotary_dim says which dims rotate.
+// CHECK-LABEL: func @attention_all_empty
+func.func @attention_all_empty(%q: tensor<2x0x5xf32>, %b: tensor<0xf32>) -> tensor<2x0x5xf32> {
+  // CHECK: ropeattn.attention {{.*}} bias(%{{.*}}) rope <rotary_dim = 4> : (tensor<2x0x5xf32>, tensor<2x0x5xf32>, tensor<2x0x5xf32>, tensor<0xf32>) -> tensor<2x0x5xf32>
+  %o = ropeattn.attention %q, %q, %q bias(%b) rope <rotary_dim = 4> : (tensor<2x0x5xf32>, tensor<2x0x5xf32>, tensor<2x0x5xf32>, tensor<0xf32>) -> tensor<2x0x5xf32>
+  return %o : tensor<2x0x5xf32>
+}
+
 // CHECK-LABEL: func @attention_dynamic
 func.func @attention_dynamic(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>, %v: tensor<?x?x?x?xf32>, %b: tensor<?xf32>) -> tensor<?x?x?x?xf32> {
   // CHECK: ropeattn.attention {{.*}} bias(%{{.*}}) causal rope <> : (tensor<?x?x?x64xf32>, tensor<?x?x?x64xf32>, tensor<?x?x?x?xf32>, tensor<?xf32>) -> tensor<?x?x?x?xf32>

@@ -35,11 +35,11 @@ bool compatible(int64_t a, int64_t b) {
   return ShapedType::isDynamic(a) || ShapedType::isDynamic(b) || a == b;
 }
 
-/// The relative-offset length N + M - 1 when both are static.
+/// The relative-offset count max(N + M - 1, 0) when both are static.
 int64_t offsetCount(int64_t n, int64_t m) {
   if (ShapedType::isDynamic(n) || ShapedType::isDynamic(m))
     return ShapedType::kDynamic;
-  return n + m - 1;
+  return std::max<int64_t>(n + m - 1, 0);
 }
 
 /// Sizes of an attention problem, read off query/key/value.
@@ -150,8 +150,15 @@ LogicalResult verifyScale(Operation *op, std::optional<double> scale) {
 }
 
 LogicalResult verifyRopeFor(Operation *op, RopeAttr rope, int64_t headDim) {
-  if (!rope || !rope.getRotaryDim() || ShapedType::isDynamic(headDim))
+  if (!rope || ShapedType::isDynamic(headDim))
     return success();
+  if (!rope.getRotaryDim()) {
+    if (headDim % 2 != 0)
+      return op->emitOpError("expected an even head dimension for rope with "
+                             "the default rotary_dim (= D), found ")
+             << headDim << "; set rotary_dim explicitly";
+    return success();
+  }
   if (*rope.getRotaryDim() > headDim)
     return op->emitOpError("expected rope rotary_dim <= head dimension ")
            << headDim << ", found " << *rope.getRotaryDim();

@@ -63,3 +63,15 @@ func.func @dynamic(%q: tensor<4x?x8xf32>, %k: tensor<4x16x8xf32>) -> tensor<4x?x
   %o = ropeattn.attention %q, %k, %k rope <> : (tensor<4x?x8xf32>, tensor<4x16x8xf32>, tensor<4x16x8xf32>) -> tensor<4x?x8xf32>
   return %o : tensor<4x?x8xf32>
 }
+
+// -----
+
+// bf16: rotating outside the op would round q~, k~ to bf16; left alone.
+// CHECK-LABEL: func @narrow
+// CHECK-NOT: ropeattn.rotary
+// CHECK: ropeattn.attention {{.*}} rope <>
+func.func @narrow(%q: tensor<4x16x8xbf16>) -> tensor<4x16x8xbf16> {
+  // expected-remark @+1 {{ropeattn-prerotate: left fused RoPE in place: rotating 'bf16' operands outside the op would round them before the logits}}
+  %o = ropeattn.attention %q, %q, %q rope <> : (tensor<4x16x8xbf16>, tensor<4x16x8xbf16>, tensor<4x16x8xbf16>) -> tensor<4x16x8xbf16>
+  return %o : tensor<4x16x8xbf16>
+}

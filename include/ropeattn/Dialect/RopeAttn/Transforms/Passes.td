@@ -40,8 +40,10 @@ def RopeAttnPrerotate : Pass<"ropeattn-prerotate"> {
         -> tensor<4x16x8xf32>
     ```
 
-    Ops with a dynamic N or M are left alone (the query offset M − N is not
-    known statically) and a remark says so.
+    Ops are left alone, with a remark, when N or M is dynamic (the query
+    offset M − N is not known statically) and when the element type is f16 or
+    bf16 (the rotated operands would be rounded to it, which the accuracy
+    contract of docs/Spec.md forbids; the lowering rotates them in f32).
   }];
   let dependentDialects = ["::mlir::ropeattn::RopeAttnDialect"];
 }

@@ -1,0 +1,55 @@
+//===- Passes.td - ropeattn code generation passes ---------*- tablegen -*-===//
+//
+// Part of the ropeattn project. Passes of the CPU/GPU pipelines that are not
+// specific to the ropeattn dialect.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ROPEATTN_CODEGEN_PASSES_TD
+#define ROPEATTN_CODEGEN_PASSES_TD
+
+include "mlir/Pass/PassBase.td"
+
+def RopeAttnExportABI : Pass<"ropeattn-export-abi", "::mlir::ModuleOp"> {
+  let summary = "records each public function's tensor signature for runners";
+  let description = [{
+    Marks every public `func.func` with `llvm.emit_c_interface` (so that
+    `_mlir_ciface_<name>` exists after lowering) and records its original
+    signature as `ropeattn.abi = <function type>`. The attribute survives the
+    lowering to the LLVM dialect, so `rope-run` can execute already-lowered IR:
+    after `rope-lower-to-cpu`, `_mlir_ciface_<name>` takes pointers to ranked
+    memref descriptors, the inputs first and then one out-parameter per result.
+
+    ```mlir
+    func.func @f(%a: tensor<4xf32>) -> tensor<4xf32>
+    // becomes
+    func.func @f(%a: tensor<4xf32>) -> tensor<4xf32>
+        attributes {llvm.emit_c_interface,
+                    ropeattn.abi = (tensor<4xf32>) -> tensor<4xf32>}
+    ```
+
+    Private functions and declarations are left alone.
+  }];
+}
+
+def RopeAttnApproximateMath : Pass<"ropeattn-approximate-math"> {
+  let summary = "replaces f32 math.exp (and friends) with vectorizable polynomials";
+  let description = [{
+    `math.exp` on f32 otherwise lowers to a scalar libm call, which stops
+    LLVM's loop vectorizer. This pass applies MLIR's polynomial approximations
+    (exp, log, expm1, log1p, tanh on f32 and vectors of f32), whose error is a
+    few ulp — within the accuracy contract of docs/Spec.md. f64 math is left
+    to libm.
+
+    ```mlir
+    %y = math.exp %x : f32
+    // becomes a Cody–Waite range reduction + polynomial + exponent bit shift
+    // (arith ops only).
+    ```
+  }];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::vector::VectorDialect",
+                           "::mlir::math::MathDialect"];
+}
+
+#endif // ROPEATTN_CODEGEN_PASSES_TD
