@@ -340,7 +340,7 @@ LogicalResult RotaryOp::verify() {
       return emitOpError("expected positions of length N = ")
              << Dim(n) << ", found " << Dim(len);
   }
-  return verifyRopeFor(*this, getRopeAttr(), d);
+  return verifyRopeFor(*this, getRopeOrDefault(), d);
 }
 
 OpFoldResult RotaryOp::fold(FoldAdaptor) {

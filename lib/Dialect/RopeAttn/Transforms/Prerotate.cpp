@@ -39,6 +39,14 @@ FailureOr<std::pair<int64_t, int64_t>>
 staticLengths(OpTy op, PatternRewriter &rewriter) {
   auto q = op.getQuery().getType();
   auto k = op.getKey().getType();
+  // The rotary ops produce tensors of the element type E; for f16/bf16 that
+  // would round q~, k~ to E, which docs/Spec.md (accuracy contract) forbids.
+  if (getAccumulationType(q.getElementType()) != q.getElementType()) {
+    op.emitRemark("ropeattn-prerotate: left fused RoPE in place: rotating ")
+        << q.getElementType()
+        << " operands outside the op would round them before the logits";
+    return rewriter.notifyMatchFailure(op, "narrow element type");
+  }
   int64_t n = q.getDimSize(q.getRank() - 2);
   int64_t m = k.getDimSize(k.getRank() - 2);
   if (ShapedType::isDynamic(n) || ShapedType::isDynamic(m)) {
