@@ -7,7 +7,9 @@
 #include "ropeattn/InitRopeAttn.h"
 
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
+#include "ropeattn/Codegen/Passes.h"
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
+#include "ropeattn/Pipelines/Pipelines.h"
 
 #include "mlir/IR/DialectRegistry.h"
 
@@ -15,4 +17,8 @@ void mlir::registerRopeAttnDialect(DialectRegistry &registry) {
   registry.insert<ropeattn::RopeAttnDialect, tensor::TensorDialect>();
 }
 
-void mlir::registerRopeAttnPasses() { ropeattn::registerRopeAttnPasses(); }
+void mlir::registerRopeAttnPasses() {
+  ropeattn::registerRopeAttnPasses();
+  ropeattn::registerRopeAttnCodegenPasses();
+  ropeattn::registerRopeAttnPipelines();
+}

@@ -1,0 +1,43 @@
+//===- Pipelines.h - ropeattn pass pipelines --------------------*- C++ -*-===//
+//
+// Part of the ropeattn project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ROPEATTN_PIPELINES_PIPELINES_H
+#define ROPEATTN_PIPELINES_PIPELINES_H
+
+#include "mlir/Pass/PassManager.h"
+#include "mlir/Pass/PassOptions.h"
+
+namespace mlir {
+namespace ropeattn {
+
+/// Options of `rope-lower-to-cpu`.
+struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
+  PassOptions::Option<bool> useBlas{
+      *this, "blas",
+      llvm::cl::desc("Lower f32/f64 matmuls on tiles to OpenBLAS calls "
+                     "(ropeattn runtime); otherwise to loops"),
+      llvm::cl::init(true)};
+  PassOptions::Option<bool> parallel{
+      *this, "parallel",
+      llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),
+      llvm::cl::init(true)};
+};
+
+/// ropeattn (and linalg/tensor) IR on tensors → LLVM dialect for the host CPU.
+/// After it, every public function `f` has a C interface
+/// `_mlir_ciface_f(inputs..., outputs...)` taking pointers to ranked memref
+/// descriptors, results as out-parameters, and carries its original signature
+/// in `ropeattn.abi` (see the ropeattn-export-abi pass).
+void buildLowerToCPUPipeline(OpPassManager &pm,
+                             const LowerToCPUOptions &options);
+
+/// Registers `rope-lower-to-cpu` (and later pipelines) with the global registry.
+void registerRopeAttnPipelines();
+
+} // namespace ropeattn
+} // namespace mlir
+
+#endif // ROPEATTN_PIPELINES_PIPELINES_H

@@ -1,0 +1,50 @@
+//===- LowerToCPU.cpp - the rope-lower-to-cpu pipeline --------------------===//
+//
+// Part of the ropeattn project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ropeattn/Pipelines/Pipelines.h"
+
+#include "ropeattn/Codegen/Passes.h"
+#include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
+
+#include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
+#include "mlir/Dialect/Bufferization/Transforms/Passes.h"
+#include "mlir/Dialect/Func/IR/FuncOps.h"
+#include "mlir/Pass/PassRegistry.h"
+#include "mlir/Transforms/Passes.h"
+
+using namespace mlir;
+
+void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
+                                       const LowerToCPUOptions &options) {
+  pm.addPass(ropeattn::createRopeAttnExportABI());
+  pm.addPass(createCanonicalizerPass());
+  pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnPrerotate());
+  // TODO(issue 3): ropeattn → linalg (flash-style), tiling, BLAS.
+
+  // Bufferization: tensors → memrefs, results become caller-owned buffers.
+  std::string upstream =
+      "one-shot-bufferize{bufferize-function-boundaries "
+      "function-boundary-type-conversion=identity-layout-map},"
+      "buffer-results-to-out-params{modify-public-functions "
+      "hoist-static-allocs},"
+      "canonicalize,cse,";
+  upstream += options.parallel ? "scf-forall-to-parallel,convert-scf-to-openmp,"
+                               : "scf-forall-to-for,";
+  upstream += "func.func(convert-linalg-to-loops),"
+              "func.func(ropeattn-approximate-math),"
+              "lower-affine,convert-scf-to-cf,expand-strided-metadata,"
+              "finalize-memref-to-llvm,convert-to-llvm,"
+              "reconcile-unrealized-casts";
+  if (failed(parsePassPipeline(upstream, pm)))
+    llvm::report_fatal_error("rope-lower-to-cpu: bad upstream pipeline");
+}
+
+void ropeattn::registerRopeAttnPipelines() {
+  PassPipelineRegistration<LowerToCPUOptions>(
+      "rope-lower-to-cpu",
+      "Lowers ropeattn/linalg on tensors to the LLVM dialect for the host CPU",
+      buildLowerToCPUPipeline);
+}
