@@ -25,6 +25,7 @@ struct RopeAttnApproximateMathPass
   void runOnOperation() override {
     RewritePatternSet patterns(&getContext());
     auto wanted = [](StringRef name) {
+      name.consume_front("math.");
       return name == "exp" || name == "log" || name == "expm1" ||
              name == "log1p" || name == "tanh";
     };

@@ -7,6 +7,7 @@
 #include "ropeattn/Pipelines/Pipelines.h"
 
 #include "ropeattn/Codegen/Passes.h"
+#include "ropeattn/Conversion/Passes.h"
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
 #include "mlir/Dialect/Bufferization/Transforms/OneShotAnalysis.h"
@@ -22,21 +23,32 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(ropeattn::createRopeAttnExportABI());
   pm.addPass(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnPrerotate());
-  // TODO(issue 3): ropeattn → linalg (flash-style), tiling, BLAS.
+  ropeattn::ConvertRopeAttnToLinalgOptions lowering;
+  lowering.blockQ = options.blockQ;
+  lowering.blockK = options.blockK;
+  pm.addPass(ropeattn::createConvertRopeAttnToLinalg(lowering));
+  pm.addPass(createCanonicalizerPass());
+  pm.addPass(createCSEPass());
 
-  // Bufferization: tensors → memrefs, results become caller-owned buffers.
+  // Bufferization: tensors → memrefs, results become caller-owned buffers,
+  // every temporary buffer is freed (ownership-based deallocation).
   std::string upstream =
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
       "buffer-results-to-out-params{modify-public-functions "
       "hoist-static-allocs},"
-      "canonicalize,cse,";
-  upstream += options.parallel ? "scf-forall-to-parallel,convert-scf-to-openmp,"
-                               : "scf-forall-to-for,";
+      "canonicalize,cse,buffer-deallocation-pipeline,canonicalize,";
+  // scf.forall → OpenMP; the canonicalizer then inlines the alloca scopes
+  // the conversion wraps around loop bodies (there are no allocas in them).
+  upstream += options.parallel
+                  ? "scf-forall-to-parallel,convert-scf-to-openmp,canonicalize,"
+                  : "scf-forall-to-for,";
+  if (options.useBlas)
+    upstream += "ropeattn-matmul-to-blas,";
   upstream += "func.func(convert-linalg-to-loops),"
               "func.func(ropeattn-approximate-math),"
-              "lower-affine,convert-scf-to-cf,expand-strided-metadata,"
-              "finalize-memref-to-llvm,convert-to-llvm,"
+              "lower-affine,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+              "finalize-memref-to-llvm,convert-to-llvm,convert-openmp-to-llvm,"
               "reconcile-unrealized-casts";
   if (failed(parsePassPipeline(upstream, pm)))
     llvm::report_fatal_error("rope-lower-to-cpu: bad upstream pipeline");

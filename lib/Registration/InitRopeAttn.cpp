@@ -8,6 +8,7 @@
 
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
 #include "ropeattn/Codegen/Passes.h"
+#include "ropeattn/Conversion/Passes.h"
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 #include "ropeattn/Pipelines/Pipelines.h"
 
@@ -20,5 +21,6 @@ void mlir::registerRopeAttnDialect(DialectRegistry &registry) {
 void mlir::registerRopeAttnPasses() {
   ropeattn::registerRopeAttnPasses();
   ropeattn::registerRopeAttnCodegenPasses();
+  ropeattn::registerRopeAttnConversionPasses();
   ropeattn::registerRopeAttnPipelines();
 }

@@ -52,4 +52,35 @@ def RopeAttnApproximateMath : Pass<"ropeattn-approximate-math"> {
                            "::mlir::math::MathDialect"];
 }
 
+def RopeAttnMatmulToBlas : Pass<"ropeattn-matmul-to-blas", "::mlir::ModuleOp"> {
+  let summary = "turns f32/f64 linalg.matmul on memrefs into BLAS calls";
+  let description = [{
+    Rewrites every `linalg.matmul` on 2-D memrefs of f32 or f64 whose
+    indexing maps are C(i, j) += A(i, k)·B(k, j) with A and/or B transposed
+    into a call to the ropeattn runtime (`libropeattn_runtime.so`), which
+    forwards rows with unit stride to OpenBLAS `cblas_sgemm`/`cblas_dgemm`
+    (beta = 1) and other layouts to a plain loop:
+
+    ```mlir
+    linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (i, k)>,
+                                   affine_map<(i, j, k) -> (j, k)>,
+                                   affine_map<(i, j, k) -> (i, j)>]
+        ins(%a, %b : memref<?x64xf32, strided<[64, 1], offset: ?>>, ...)
+        outs(%c : memref<?x?xf32>)
+    // becomes
+    %ca = memref.cast %a : ... to memref<?x?xf32, strided<[?, ?], offset: ?>>
+    ...
+    func.call @ropeattn_matmul_f32(%ca, %cb, %cc, %c0_i32, %c1_i32)
+    ```
+
+    Why a library call: measured in bench/results (see docs/Design.md), the
+    loops that linalg-to-loops + LLVM produce run a tile matmul far below
+    OpenBLAS on this machine. Other matmuls (other types, batched, mixed
+    precision) are left to the loop lowering.
+  }];
+  let dependentDialects = ["::mlir::func::FuncDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::arith::ArithDialect"];
+}
+
 #endif // ROPEATTN_CODEGEN_PASSES_TD

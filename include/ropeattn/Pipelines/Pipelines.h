@@ -20,6 +20,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       llvm::cl::desc("Lower f32/f64 matmuls on tiles to OpenBLAS calls "
                      "(ropeattn runtime); otherwise to loops"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> blockQ{
+      *this, "block-q", llvm::cl::desc("Query rows per attention block"),
+      llvm::cl::init(128)};
+  PassOptions::Option<int64_t> blockK{
+      *this, "block-k", llvm::cl::desc("Key rows per attention block"),
+      llvm::cl::init(256)};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),

@@ -1,0 +1,30 @@
+//===- Passes.h - ropeattn conversion passes --------------------*- C++ -*-===//
+//
+// Part of the ropeattn project.
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ROPEATTN_CONVERSION_PASSES_H
+#define ROPEATTN_CONVERSION_PASSES_H
+
+#include "mlir/Dialect/Affine/IR/AffineOps.h"
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Pass/Pass.h"
+
+namespace mlir {
+namespace ropeattn {
+
+#define GEN_PASS_DECL
+#include "ropeattn/Conversion/Passes.h.inc"
+
+#define GEN_PASS_REGISTRATION
+#include "ropeattn/Conversion/Passes.h.inc"
+
+} // namespace ropeattn
+} // namespace mlir
+
+#endif // ROPEATTN_CONVERSION_PASSES_H
