@@ -8,6 +8,7 @@
 
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -30,9 +31,8 @@ std::optional<std::pair<bool, bool>> transposes(linalg::MatmulOp op) {
     return std::nullopt;
   MLIRContext *ctx = op.getContext();
   auto m = [&](unsigned x, unsigned y) {
-    return AffineMap::get(3, 0,
-                          {getAffineDimExpr(x, ctx), getAffineDimExpr(y, ctx)},
-                          ctx);
+    return AffineMap::get(
+        3, 0, {getAffineDimExpr(x, ctx), getAffineDimExpr(y, ctx)}, ctx);
   };
   if (maps[2] != m(0, 1))
     return std::nullopt;
@@ -52,7 +52,7 @@ std::optional<std::pair<bool, bool>> transposes(linalg::MatmulOp op) {
   return std::make_pair(ta, tb);
 }
 
-/// Declares `@name(memref<?x?xT, strided<[?, ?], offset: ?>> ×3, i32, i32)`
+/// Declares `@name(memref<?x?xT, strided<[?, ?], offset: ?>> ×3, i32 ×3)`
 /// with a C interface, once per module.
 func::FuncOp declareRuntime(ModuleOp module, StringRef name, MemRefType type,
                             PatternRewriter &rewriter) {
@@ -61,7 +61,7 @@ func::FuncOp declareRuntime(ModuleOp module, StringRef name, MemRefType type,
   OpBuilder::InsertionGuard guard(rewriter);
   rewriter.setInsertionPointToStart(module.getBody());
   Type i32 = rewriter.getI32Type();
-  auto fnType = rewriter.getFunctionType({type, type, type, i32, i32}, {});
+  auto fnType = rewriter.getFunctionType({type, type, type, i32, i32, i32}, {});
   auto f = func::FuncOp::create(rewriter, module.getLoc(), name, fnType);
   f.setPrivate();
   f->setAttr(LLVM::LLVMDialect::getEmitCWrapperAttrName(),
@@ -104,9 +104,17 @@ struct MatmulToBlas : OpRewritePattern<linalg::MatmulOp> {
       return arith::ConstantOp::create(rewriter, loc,
                                        rewriter.getI32IntegerAttr(x ? 1 : 0));
     };
+    // A zero fill of C right before the product becomes beta = 0.
+    bool accumulate = true;
+    if (auto fill = dyn_cast_or_null<linalg::FillOp>(op->getPrevNode());
+        fill && fill.hasPureBufferSemantics() && fill.getDpsInits()[0] == c &&
+        matchPattern(fill.getDpsInputs()[0], m_AnyZeroFloat())) {
+      rewriter.eraseOp(fill);
+      accumulate = false;
+    }
     func::CallOp::create(rewriter, loc, callee,
                          ValueRange{cast(a), cast(b), cast(c), flag(t->first),
-                                    flag(t->second)});
+                                    flag(t->second), flag(accumulate)});
     rewriter.eraseOp(op);
     return success();
   }

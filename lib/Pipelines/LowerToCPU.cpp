@@ -35,8 +35,10 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   std::string upstream =
       "one-shot-bufferize{bufferize-function-boundaries "
       "function-boundary-type-conversion=identity-layout-map},"
-      "buffer-results-to-out-params{modify-public-functions "
-      "hoist-static-allocs},"
+      // No hoist-static-allocs: upstream crashes when one buffer is returned
+      // twice (e.g. two equal results CSE'd together); the copy it saves is
+      // O(output), negligible next to attention.
+      "buffer-results-to-out-params{modify-public-functions},"
       "canonicalize,cse,buffer-deallocation-pipeline,canonicalize,";
   // scf.forall → OpenMP; the canonicalizer then inlines the alloca scopes
   // the conversion wraps around loop bodies (there are no allocas in them).
@@ -45,11 +47,12 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
                   : "scf-forall-to-for,";
   if (options.useBlas)
     upstream += "ropeattn-matmul-to-blas,";
-  upstream += "func.func(convert-linalg-to-loops),"
-              "func.func(ropeattn-approximate-math),"
-              "lower-affine,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
-              "finalize-memref-to-llvm,convert-to-llvm,convert-openmp-to-llvm,"
-              "reconcile-unrealized-casts";
+  upstream +=
+      "func.func(convert-linalg-to-loops),"
+      "func.func(ropeattn-approximate-math),"
+      "lower-affine,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+      "finalize-memref-to-llvm,convert-to-llvm,convert-openmp-to-llvm,"
+      "reconcile-unrealized-casts";
   if (failed(parsePassPipeline(upstream, pm)))
     llvm::report_fatal_error("rope-lower-to-cpu: bad upstream pipeline");
 }

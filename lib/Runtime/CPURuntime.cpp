@@ -37,50 +37,57 @@ template <typename T> struct View {
 };
 
 template <typename T>
-void referenceMatmul(View<T> a, View<T> b, View<T> c, bool ta, bool tb) {
+void referenceMatmul(View<T> a, View<T> b, View<T> c, bool ta, bool tb,
+                     bool accumulate) {
   int64_t mm = c.rows(), nn = c.cols(), kk = ta ? a.rows() : a.cols();
   for (int64_t i = 0; i < mm; ++i)
     for (int64_t j = 0; j < nn; ++j) {
       T acc = 0;
       for (int64_t k = 0; k < kk; ++k)
         acc += (ta ? a.at(k, i) : a.at(i, k)) * (tb ? b.at(j, k) : b.at(k, j));
-      c.at(i, j) += acc;
+      c.at(i, j) = accumulate ? c.at(i, j) + acc : acc;
     }
 }
 
 template <typename T, typename Gemm>
 void matmul(StridedMemRefType<T, 2> *am, StridedMemRefType<T, 2> *bm,
             StridedMemRefType<T, 2> *cm, int32_t transA, int32_t transB,
-            Gemm gemm) {
+            int32_t accumulate, Gemm gemm) {
   View<T> a{am}, b{bm}, c{cm};
   int64_t mm = c.rows(), nn = c.cols(), kk = transA ? a.rows() : a.cols();
-  if (mm == 0 || nn == 0 || kk == 0)
+  if (mm == 0 || nn == 0)
     return;
+  if (kk == 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < mm; ++i)
+        for (int64_t j = 0; j < nn; ++j)
+          c.at(i, j) = T(0);
+    return;
+  }
   int64_t lda = a.ld(), ldb = b.ld(), ldc = c.ld();
   if (lda < 0 || ldb < 0 || ldc < 0)
-    return referenceMatmul(a, b, c, transA, transB);
+    return referenceMatmul(a, b, c, transA, transB, accumulate);
   initBlas();
   gemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
        transB ? CblasTrans : CblasNoTrans, mm, nn, kk, T(1), a.data(), lda,
-       b.data(), ldb, T(1), c.data(), ldc);
+       b.data(), ldb, accumulate ? T(1) : T(0), c.data(), ldc);
 }
 
 } // namespace
 
-extern "C" void
-_mlir_ciface_ropeattn_matmul_f32(StridedMemRefType<float, 2> *a,
-                                 StridedMemRefType<float, 2> *b,
-                                 StridedMemRefType<float, 2> *c, int32_t transA,
-                                 int32_t transB) {
-  matmul(a, b, c, transA, transB,
+extern "C" void _mlir_ciface_ropeattn_matmul_f32(StridedMemRefType<float, 2> *a,
+                                                 StridedMemRefType<float, 2> *b,
+                                                 StridedMemRefType<float, 2> *c,
+                                                 int32_t transA, int32_t transB,
+                                                 int32_t accumulate) {
+  matmul(a, b, c, transA, transB, accumulate,
          [](auto... args) { cblas_sgemm(args...); });
 }
 
-extern "C" void
-_mlir_ciface_ropeattn_matmul_f64(StridedMemRefType<double, 2> *a,
-                                 StridedMemRefType<double, 2> *b,
-                                 StridedMemRefType<double, 2> *c,
-                                 int32_t transA, int32_t transB) {
-  matmul(a, b, c, transA, transB,
+extern "C" void _mlir_ciface_ropeattn_matmul_f64(
+    StridedMemRefType<double, 2> *a, StridedMemRefType<double, 2> *b,
+    StridedMemRefType<double, 2> *c, int32_t transA, int32_t transB,
+    int32_t accumulate) {
+  matmul(a, b, c, transA, transB, accumulate,
          [](auto... args) { cblas_dgemm(args...); });
 }

@@ -59,7 +59,9 @@ def RopeAttnMatmulToBlas : Pass<"ropeattn-matmul-to-blas", "::mlir::ModuleOp"> {
     indexing maps are C(i, j) += A(i, k)·B(k, j) with A and/or B transposed
     into a call to the ropeattn runtime (`libropeattn_runtime.so`), which
     forwards rows with unit stride to OpenBLAS `cblas_sgemm`/`cblas_dgemm`
-    (beta = 1) and other layouts to a plain loop:
+    and other layouts to a plain loop. The product accumulates into C
+    (beta = 1) unless the op right before it fills C with zero: that fill is
+    dropped and beta = 0.
 
     ```mlir
     linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (i, k)>,
@@ -70,7 +72,8 @@ def RopeAttnMatmulToBlas : Pass<"ropeattn-matmul-to-blas", "::mlir::ModuleOp"> {
     // becomes
     %ca = memref.cast %a : ... to memref<?x?xf32, strided<[?, ?], offset: ?>>
     ...
-    func.call @ropeattn_matmul_f32(%ca, %cb, %cc, %c0_i32, %c1_i32)
+    func.call @ropeattn_matmul_f32(%ca, %cb, %cc, %false, %true, %true)
+    //                                  transA, transB, accumulate
     ```
 
     Why a library call: measured in bench/results (see docs/Design.md), the

@@ -40,7 +40,8 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const LowerToCPUOptions &options);
 
-/// Registers `rope-lower-to-cpu` (and later pipelines) with the global registry.
+/// Registers `rope-lower-to-cpu` (and later pipelines) with the global
+/// registry.
 void registerRopeAttnPipelines();
 
 } // namespace ropeattn

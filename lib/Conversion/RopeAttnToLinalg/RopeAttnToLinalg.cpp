@@ -103,10 +103,10 @@ struct KB {
                                         ins, outs, maps, iters, body);
     return op.getResult(result);
   }
-  linalg::GenericOp genericOp(
-      ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
-      ArrayRef<IteratorType> iters,
-      function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+  linalg::GenericOp
+  genericOp(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
+            ArrayRef<IteratorType> iters,
+            function_ref<void(OpBuilder &, Location, ValueRange)> body) {
     return linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(), ins,
                                      outs, maps, iters, body);
   }
@@ -136,8 +136,7 @@ Value convert(KB &kb, Value t, Type elementType,
   auto type = cast<RankedTensorType>(t.getType());
   if (type.getElementType() == elementType && !scale)
     return t;
-  SmallVector<OpFoldResult> shape =
-      tensor::getMixedSizes(kb.b, kb.loc, t);
+  SmallVector<OpFoldResult> shape = tensor::getMixedSizes(kb.b, kb.loc, t);
   Value out = kb.empty(shape, elementType);
   unsigned rank = type.getRank();
   AffineMap id = AffineMap::getMultiDimIdentityMap(rank, kb.b.getContext());
@@ -152,8 +151,8 @@ Value convert(KB &kb, Value t, Type elementType,
           x = arith::ExtFOp::create(b, loc, elementType, x);
         if (scale) {
           Type st = fromWidth < toWidth ? elementType : from;
-          Value s = arith::ConstantOp::create(b, loc, st,
-                                              b.getFloatAttr(st, *scale));
+          Value s =
+              arith::ConstantOp::create(b, loc, st, b.getFloatAttr(st, *scale));
           x = arith::MulFOp::create(b, loc, x, s);
         }
         if (fromWidth > toWidth)
@@ -190,9 +189,8 @@ Value expandLeading(KB &kb, Value t, RankedTensorType type, int64_t keep) {
   if (rank == keep + 1)
     return t;
   SmallVector<ReassociationIndices> re = leadingGroups(rank, keep);
-  auto resultType =
-      RankedTensorType::get(type.getShape(),
-                            cast<RankedTensorType>(t.getType()).getElementType());
+  auto resultType = RankedTensorType::get(
+      type.getShape(), cast<RankedTensorType>(t.getType()).getElementType());
   return tensor::ExpandShapeOp::create(kb.b, kb.loc, resultType, t, re);
 }
 
@@ -243,8 +241,8 @@ Value buildRotation(KB &kb, Value x, RopeAttr rope, Value positions,
           Value ni = linalg::IndexOp::create(b, loc, 0);
           pos = arith::IndexCastOp::create(b, loc, b.getI64Type(), ni);
         }
-        Value off = arith::ConstantOp::create(
-            b, loc, b.getI64Type(), b.getI64IntegerAttr(totalOffset));
+        Value off = arith::ConstantOp::create(b, loc, b.getI64Type(),
+                                              b.getI64IntegerAttr(totalOffset));
         pos = arith::AddIOp::create(b, loc, pos, off);
         Value posF = arith::SIToFPOp::create(b, loc, f64, pos);
         Value ai = linalg::IndexOp::create(b, loc, 1);
@@ -271,9 +269,8 @@ Value buildRotation(KB &kb, Value x, RopeAttr rope, Value positions,
   // taken as (strided) slices so that every map below is the identity.
   AffineExpr e0 = getAffineDimExpr(0, ctx), e1 = getAffineDimExpr(1, ctx),
              e2 = getAffineDimExpr(2, ctx);
-  SmallVector<OpFoldResult> pairShape = {kb.b.getIndexAttr(p),
-                                         kb.b.getIndexAttr(n),
-                                         kb.b.getIndexAttr(half)};
+  SmallVector<OpFoldResult> pairShape = {
+      kb.b.getIndexAttr(p), kb.b.getIndexAttr(n), kb.b.getIndexAttr(half)};
   OpFoldResult zero = kb.b.getIndexAttr(0), one = kb.b.getIndexAttr(1);
   int64_t stride = interleaved ? 2 : 1;
   int64_t offU = 0, offW = interleaved ? 1 : half;
@@ -290,26 +287,24 @@ Value buildRotation(KB &kb, Value x, RopeAttr rope, Value positions,
       ValueRange{xu, xw, tables.getResult(0), tables.getResult(1)},
       ValueRange{y1, y2},
       {map(ctx, 3, {e0, e1, e2}), map(ctx, 3, {e0, e1, e2}),
-       map(ctx, 3, {e1, e2}), map(ctx, 3, {e1, e2}),
-       map(ctx, 3, {e0, e1, e2}), map(ctx, 3, {e0, e1, e2})},
+       map(ctx, 3, {e1, e2}), map(ctx, 3, {e1, e2}), map(ctx, 3, {e0, e1, e2}),
+       map(ctx, 3, {e0, e1, e2})},
       {kPar, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
         Value xu = a[0], xw = a[1], c = a[2], s = a[3];
-        Value yu = arith::SubFOp::create(
-            b, loc, arith::MulFOp::create(b, loc, xu, c),
-            arith::MulFOp::create(b, loc, xw, s));
-        Value yw = arith::AddFOp::create(
-            b, loc, arith::MulFOp::create(b, loc, xu, s),
-            arith::MulFOp::create(b, loc, xw, c));
+        Value yu =
+            arith::SubFOp::create(b, loc, arith::MulFOp::create(b, loc, xu, c),
+                                  arith::MulFOp::create(b, loc, xw, s));
+        Value yw =
+            arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, xu, s),
+                                  arith::MulFOp::create(b, loc, xw, c));
         linalg::YieldOp::create(b, loc, ValueRange{yu, yw});
       });
 
   // Assemble: the pass-through dims come from x itself.
   SmallVector<OpFoldResult> sizes = pairShape;
   auto insertAt = [&](Value src, Value dest, int64_t off, int64_t stride) {
-    SmallVector<OpFoldResult> offsets = {zero, zero,
-                                         kb.b.getIndexAttr(off)};
-    SmallVector<OpFoldResult> strides = {one, one,
-                                         kb.b.getIndexAttr(stride)};
+    SmallVector<OpFoldResult> offsets = {zero, zero, kb.b.getIndexAttr(off)};
+    SmallVector<OpFoldResult> strides = {one, one, kb.b.getIndexAttr(stride)};
     return tensor::InsertSliceOp::create(kb.b, kb.loc, src, dest, offsets,
                                          sizes, strides)
         .getResult();
@@ -326,9 +321,9 @@ Value buildRotation(KB &kb, Value x, RopeAttr rope, Value positions,
 struct Problem {
   int64_t bhq, bhk, hq, hk, group, n, m, d, dv;
   bool causal;
-  Value bias;        // [L] or [Hq, L] in T, or null
+  Value bias; // [L] or [Hq, L] in T, or null
   bool biasPerHead;
-  Type t;            // accumulation type
+  Type t; // accumulation type
   int64_t blockQ, blockK;
 
   int64_t shift() const { return m - n; } // query i sits at key i + (M − N)
@@ -341,24 +336,53 @@ Value kvHeadOf(KB &kb, const Problem &pb, Value bh) {
   return kb.add(kb.mul(b, kb.idx(pb.hk)), kb.div(h, kb.idx(pb.group)));
 }
 
+/// Reduction steps with fast-math flags, so that LLVM may reassociate them
+/// (vectorize the row reductions). The inputs are finite or −∞, never NaN.
+Value reduceMax(OpBuilder &b, Location loc, Value x, Value acc) {
+  return arith::MaxNumFOp::create(b, loc, x, acc, arith::FastMathFlags::fast);
+}
+Value reduceAdd(OpBuilder &b, Location loc, Value x, Value acc) {
+  return arith::AddFOp::create(b, loc, x, acc, arith::FastMathFlags::fast);
+}
+
 /// Logits of a tile: S = Qs·Kᵀ (q already scaled), then the bias and the
 /// causal mask at rows i0 + r, columns j0 + c.
+///
+/// With `rowMax` (a [rows] tensor), the same pass also folds max_c S into it
+/// (the first step of the online softmax) and returns it in `rowMaxOut`.
 Value logitsTile(KB &kb, const Problem &pb, Value qt, Value kt, Value rows,
-                 Value cols, Value i0, Value j0, Value bh) {
+                 Value cols, Value i0, Value j0, Value bh, Value rowMax = {},
+                 Value *rowMaxOut = nullptr) {
   MLIRContext *ctx = kb.b.getContext();
   AffineExpr r = getAffineDimExpr(0, ctx), c = getAffineDimExpr(1, ctx),
              k = getAffineDimExpr(2, ctx);
   Value s = kb.filled({rows, cols}, pb.t, 0.0);
-  s = kb.matmul(qt, kt, s,
-                {map(ctx, 3, {r, k}), map(ctx, 3, {c, k}), map(ctx, 3, {r, c})});
-  if (!pb.bias && !pb.causal)
+  s = kb.matmul(
+      qt, kt, s,
+      {map(ctx, 3, {r, k}), map(ctx, 3, {c, k}), map(ctx, 3, {r, c})});
+  bool adjust = pb.bias || pb.causal;
+  if (!adjust && !rowMax)
     return s;
   AffineMap id = map(ctx, 2, {r, c});
   Value head;
   if (pb.bias && pb.biasPerHead)
     head = kb.rem(bh, kb.idx(pb.hq));
-  return kb.generic(
-      ValueRange{}, s, {id}, {kPar, kPar},
+  if (!adjust) {
+    *rowMaxOut = kb.generic(s, rowMax, {id, map(ctx, 2, {r})}, {kPar, kRed},
+                            [&](OpBuilder &b, Location loc, ValueRange a) {
+                              linalg::YieldOp::create(
+                                  b, loc, reduceMax(b, loc, a[0], a[1]));
+                            });
+    return s;
+  }
+  SmallVector<Value> outs = {s};
+  SmallVector<AffineMap> maps = {id};
+  if (rowMax) {
+    outs.push_back(rowMax);
+    maps.push_back(map(ctx, 2, {r}));
+  }
+  auto g = kb.genericOp(
+      ValueRange{}, outs, maps, {kPar, rowMax ? kRed : kPar},
       [&](OpBuilder &b, Location loc, ValueRange a) {
         Value v = a[0];
         Value ri = linalg::IndexOp::create(b, loc, 0);
@@ -381,15 +405,22 @@ Value logitsTile(KB &kb, const Problem &pb, Value qt, Value kt, Value rows,
           // Visible iff j ≤ i + (M − N).
           Value lim = arith::AddIOp::create(
               b, loc, i, arith::ConstantIndexOp::create(b, loc, pb.shift()));
-          Value hidden = arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt,
-                                               j, lim);
+          Value hidden =
+              arith::CmpIOp::create(b, loc, arith::CmpIPredicate::sgt, j, lim);
           Value ninf = arith::ConstantOp::create(
               b, loc, pb.t,
               b.getFloatAttr(pb.t, -std::numeric_limits<double>::infinity()));
           v = arith::SelectOp::create(b, loc, hidden, ninf, v);
         }
-        linalg::YieldOp::create(b, loc, v);
+        if (rowMax)
+          linalg::YieldOp::create(b, loc,
+                                  ValueRange{v, reduceMax(b, loc, v, a[1])});
+        else
+          linalg::YieldOp::create(b, loc, v);
       });
+  if (rowMax)
+    *rowMaxOut = g.getResult(1);
+  return g.getResult(0);
 }
 
 /// −∞ → 0, so that exp(x − m) is exp(−∞) = 0 rather than NaN on empty rows.
@@ -403,16 +434,11 @@ Value finiteOrZero(OpBuilder &b, Location loc, Value m) {
   return arith::SelectOp::create(b, loc, isInf, zero, m);
 }
 
-/// exp(x) that is exactly 0 at x = −∞ whatever the approximation of exp does.
+/// exp(x); exp(−∞) = 0 exactly, both for libm (f64) and for the f32
+/// polynomial of ropeattn-approximate-math (checked by the integration tests
+/// on fully masked rows), so no select is needed here.
 Value safeExp(OpBuilder &b, Location loc, Value x) {
-  Type t = x.getType();
-  Value ninf = arith::ConstantOp::create(
-      b, loc, t, b.getFloatAttr(t, -std::numeric_limits<double>::infinity()));
-  Value zero = arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, 0.0));
-  Value isInf =
-      arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, x, ninf);
-  Value e = math::ExpOp::create(b, loc, x);
-  return arith::SelectOp::create(b, loc, isInf, zero, e);
+  return math::ExpOp::create(b, loc, x);
 }
 
 /// Number of keys visible to the last row of the query block [i0, i0+rows):
@@ -431,15 +457,14 @@ std::pair<Value, Value> buildForward(KB &kb, const Problem &pb, Value qs,
   MLIRContext *ctx = kb.b.getContext();
   OpBuilder &b = kb.b;
   Location loc = kb.loc;
-  Value oInit = kb.empty({b.getIndexAttr(pb.bhq), b.getIndexAttr(pb.n),
-                          b.getIndexAttr(pb.dv)},
-                         outType);
-  Value lInit =
-      kb.empty({b.getIndexAttr(pb.bhq), b.getIndexAttr(pb.n)}, pb.t);
+  Value oInit = kb.empty(
+      {b.getIndexAttr(pb.bhq), b.getIndexAttr(pb.n), b.getIndexAttr(pb.dv)},
+      outType);
+  Value lInit = kb.empty({b.getIndexAttr(pb.bhq), b.getIndexAttr(pb.n)}, pb.t);
   int64_t numQ = (pb.n + pb.blockQ - 1) / pb.blockQ;
   auto forall = scf::ForallOp::create(
-      b, loc, ArrayRef<OpFoldResult>{b.getIndexAttr(pb.bhq),
-                                     b.getIndexAttr(numQ)},
+      b, loc,
+      ArrayRef<OpFoldResult>{b.getIndexAttr(pb.bhq), b.getIndexAttr(numQ)},
       ValueRange{oInit, lInit}, std::nullopt);
   OpBuilder::InsertionGuard guard(b);
   b.setInsertionPointToStart(forall.getBody());
@@ -466,28 +491,15 @@ std::pair<Value, Value> buildForward(KB &kb, const Problem &pb, Value qs,
                              {one, cols, bb.getIndexAttr(pb.d)}, 1);
         Value vt = kb2.slice(v, {kvh, j0, zero},
                              {one, cols, bb.getIndexAttr(pb.dv)}, 1);
-        Value s = logitsTile(kb2, pb, qt, kt, rows, cols, i0, j0, bh);
-        // m' = max(m, max_c S), into a temporary: m itself is still needed
-        // for α and is overwritten (in place, for bufferization) below.
+        // S (+ bias, mask) and m' = max(m, max_c S) in one pass; m' goes
+        // to a temporary since m is still needed for α (m is overwritten in
+        // place, for bufferization, at the end of the iteration).
         Value mInit = linalg::CopyOp::create(bb, l, m, kb2.empty({rows}, pb.t))
                           .getResult(0);
-        Value mNew = kb2.generic(
-            s, mInit, {map(ctx, 2, {r, c}), map(ctx, 2, {r})}, {kPar, kRed},
-            [&](OpBuilder &b, Location loc, ValueRange a) {
-              linalg::YieldOp::create(
-                  b, loc,
-                  arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
-            });
-        // P = exp(S − m'), in place of S.
-        Value p = kb2.generic(
-            mNew, s, {map(ctx, 2, {r}), map(ctx, 2, {r, c})}, {kPar, kPar},
-            [&](OpBuilder &b, Location loc, ValueRange a) {
-              Value ms = finiteOrZero(b, loc, a[0]);
-              linalg::YieldOp::create(
-                  b, loc,
-                  safeExp(b, loc, arith::SubFOp::create(b, loc, a[1], ms)));
-            });
-        // α = exp(m − m'); ℓ' = α·ℓ + Σ_c P.
+        Value mNew;
+        Value s =
+            logitsTile(kb2, pb, qt, kt, rows, cols, i0, j0, bh, mInit, &mNew);
+        // α = exp(m − m'); ℓ ← α·ℓ.
         Value alpha = kb2.generic(
             ValueRange{m, mNew}, kb2.empty({rows}, pb.t),
             {map(ctx, 1, {r}), map(ctx, 1, {r}), map(ctx, 1, {r})}, {kPar},
@@ -501,24 +513,32 @@ std::pair<Value, Value> buildForward(KB &kb, const Problem &pb, Value qs,
             alpha, sum, {map(ctx, 1, {r}), map(ctx, 1, {r})}, {kPar},
             [&](OpBuilder &b, Location loc, ValueRange a) {
               linalg::YieldOp::create(
-                  b, loc, arith::MulFOp::create(b, loc, a[0], a[1]).getResult());
+                  b, loc,
+                  arith::MulFOp::create(b, loc, a[0], a[1]).getResult());
             });
-        Value sumNew = kb2.generic(
-            p, scaledSum, {map(ctx, 2, {r, c}), map(ctx, 2, {r})},
+        // P = exp(S − m') in place of S, and ℓ' = α·ℓ + Σ_c P, in one pass.
+        auto expSum = kb2.genericOp(
+            mNew, ValueRange{s, scaledSum},
+            {map(ctx, 2, {r}), map(ctx, 2, {r, c}), map(ctx, 2, {r})},
             {kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+              Value ms = finiteOrZero(b, loc, a[0]);
+              Value e =
+                  safeExp(b, loc, arith::SubFOp::create(b, loc, a[1], ms));
               linalg::YieldOp::create(
-                  b, loc, arith::AddFOp::create(b, loc, a[0], a[1]).getResult());
+                  b, loc, ValueRange{e, reduceAdd(b, loc, e, a[2])});
             });
+        Value p = expSum.getResult(0), sumNew = expSum.getResult(1);
         // acc' = α·acc + P·V
         Value accScaled = kb2.generic(
             alpha, acc, {map(ctx, 2, {r}), map(ctx, 2, {r, c})}, {kPar, kPar},
             [&](OpBuilder &b, Location loc, ValueRange a) {
               linalg::YieldOp::create(
-                  b, loc, arith::MulFOp::create(b, loc, a[0], a[1]).getResult());
+                  b, loc,
+                  arith::MulFOp::create(b, loc, a[0], a[1]).getResult());
             });
-        Value accNew = kb2.matmul(p, vt, accScaled,
-                                  {map(ctx, 3, {r, e2}), map(ctx, 3, {e2, c}),
-                                   map(ctx, 3, {r, c})});
+        Value accNew = kb2.matmul(
+            p, vt, accScaled,
+            {map(ctx, 3, {r, e2}), map(ctx, 3, {e2, c}), map(ctx, 3, {r, c})});
         Value mOut = linalg::CopyOp::create(bb, l, mNew, m).getResult(0);
         scf::YieldOp::create(bb, l, ValueRange{mOut, sumNew, accNew});
       });
@@ -528,10 +548,10 @@ std::pair<Value, Value> buildForward(KB &kb, const Problem &pb, Value qs,
       ValueRange{acc, sum}, kb.empty({rows, b.getIndexAttr(pb.dv)}, outType),
       {map(ctx, 2, {r, c}), map(ctx, 2, {r}), map(ctx, 2, {r, c})},
       {kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
-        Value zero = arith::ConstantOp::create(b, loc, pb.t,
-                                               b.getFloatAttr(pb.t, 0.0));
-        Value empty =
-            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, a[1], zero);
+        Value zero =
+            arith::ConstantOp::create(b, loc, pb.t, b.getFloatAttr(pb.t, 0.0));
+        Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                            a[1], zero);
         Value q = arith::DivFOp::create(b, loc, a[0], a[1]);
         Value o = arith::SelectOp::create(b, loc, empty, zero, q);
         if (outType != pb.t)
@@ -543,17 +563,18 @@ std::pair<Value, Value> buildForward(KB &kb, const Problem &pb, Value qs,
       ValueRange{m, sum}, kb.empty({rows}, pb.t),
       {map(ctx, 1, {r}), map(ctx, 1, {r}), map(ctx, 1, {r})}, {kPar},
       [&](OpBuilder &b, Location loc, ValueRange a) {
-        Value zero = arith::ConstantOp::create(b, loc, pb.t,
-                                               b.getFloatAttr(pb.t, 0.0));
+        Value zero =
+            arith::ConstantOp::create(b, loc, pb.t, b.getFloatAttr(pb.t, 0.0));
         Value ninf = arith::ConstantOp::create(
             b, loc, pb.t,
             b.getFloatAttr(pb.t, -std::numeric_limits<double>::infinity()));
-        Value empty =
-            arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ, a[1], zero);
+        Value empty = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OEQ,
+                                            a[1], zero);
         Value lse = arith::AddFOp::create(b, loc, a[0],
                                           math::LogOp::create(b, loc, a[1]));
         linalg::YieldOp::create(
-            b, loc, arith::SelectOp::create(b, loc, empty, ninf, lse).getResult());
+            b, loc,
+            arith::SelectOp::create(b, loc, empty, ninf, lse).getResult());
       });
   b.setInsertionPointToStart(forall.getTerminator().getBody());
   tensor::ParallelInsertSliceOp::create(
@@ -650,7 +671,8 @@ GradResults buildBackward(KB &kb, const Problem &pb, double scale, Value qs,
                         kq.slice(dO, {bh, i0, zero}, {one, rows, ia(pb.dv)}, 1);
                     Value lt = kq.slice(lse, {bh, i0}, {one, rows}, 1);
                     Value dt = kq.slice(delta, {bh, i0}, {one, rows}, 1);
-                    Value s = logitsTile(kq, pb, qt, kt, rows, cols, i0, j0, bh);
+                    Value s =
+                        logitsTile(kq, pb, qt, kt, rows, cols, i0, j0, bh);
                     // P = exp(S − lse) (0 on empty rows / masked entries).
                     Value p = kq.generic(
                         lt, s, {map(ctx, 2, {r}), map(ctx, 2, {r, c})},
@@ -663,10 +685,10 @@ GradResults buildBackward(KB &kb, const Problem &pb, double scale, Value qs,
                                       arith::SubFOp::create(b, loc, a[1], ls)));
                         });
                     // dV += Pᵀ·dO   over (c, d, r)
-                    Value dvNew = kq.matmul(
-                        p, dot, dvAcc,
-                        {map(ctx, 3, {e2, r}), map(ctx, 3, {e2, c}),
-                         map(ctx, 3, {r, c})});
+                    Value dvNew =
+                        kq.matmul(p, dot, dvAcc,
+                                  {map(ctx, 3, {e2, r}), map(ctx, 3, {e2, c}),
+                                   map(ctx, 3, {r, c})});
                     // dP = dO·Vᵀ   over (r, c, d)
                     Value dp = kq.filled({rows, cols}, pb.t, 0.0);
                     dp = kq.matmul(dot, vt, dp,
@@ -679,17 +701,18 @@ GradResults buildBackward(KB &kb, const Problem &pb, double scale, Value qs,
                          map(ctx, 2, {r, c})},
                         {kPar, kPar},
                         [&](OpBuilder &b, Location loc, ValueRange a) {
-                          Value diff = arith::SubFOp::create(b, loc, a[2], a[1]);
+                          Value diff =
+                              arith::SubFOp::create(b, loc, a[2], a[1]);
                           linalg::YieldOp::create(
                               b, loc,
                               arith::MulFOp::create(b, loc, a[0], diff)
                                   .getResult());
                         });
                     // dK += dSᵀ·Qs  over (c, d, r)
-                    Value dkNew = kq.matmul(
-                        ds, qt, dkAcc,
-                        {map(ctx, 3, {e2, r}), map(ctx, 3, {e2, c}),
-                         map(ctx, 3, {r, c})});
+                    Value dkNew =
+                        kq.matmul(ds, qt, dkAcc,
+                                  {map(ctx, 3, {e2, r}), map(ctx, 3, {e2, c}),
+                                   map(ctx, 3, {r, c})});
                     // dQ[g, i0:] += dS·K  over (r, d, c)
                     Value dqt = kq.slice(dqAll, {g, i0, zero},
                                          {one, rows, ia(pb.d)}, 1);
@@ -710,17 +733,20 @@ GradResults buildBackward(KB &kb, const Problem &pb, double scale, Value qs,
                           [&](OpBuilder &rb, Location rl, Value ri,
                               ValueRange rit) {
                             auto cl = scf::ForOp::create(
-                                rb, rl, arith::ConstantIndexOp::create(rb, rl, 0),
-                                cols, arith::ConstantIndexOp::create(rb, rl, 1),
-                                rit,
+                                rb, rl,
+                                arith::ConstantIndexOp::create(rb, rl, 0), cols,
+                                arith::ConstantIndexOp::create(rb, rl, 1), rit,
                                 [&](OpBuilder &cb, Location cl, Value ci,
                                     ValueRange cit) {
                                   Value dsv = tensor::ExtractOp::create(
                                       cb, cl, ds, ValueRange{ri, ci});
-                                  Value i = arith::AddIOp::create(cb, cl, ri, i0);
-                                  Value j = arith::AddIOp::create(cb, cl, ci, j0);
+                                  Value i =
+                                      arith::AddIOp::create(cb, cl, ri, i0);
+                                  Value j =
+                                      arith::AddIOp::create(cb, cl, ci, j0);
                                   Value at = arith::AddIOp::create(
-                                      cb, cl, arith::SubIOp::create(cb, cl, i, j),
+                                      cb, cl,
+                                      arith::SubIOp::create(cb, cl, i, j),
                                       arith::ConstantIndexOp::create(cb, cl,
                                                                      pb.m - 1));
                                   SmallVector<Value> idx;
@@ -743,8 +769,8 @@ GradResults buildBackward(KB &kb, const Problem &pb, double scale, Value qs,
                   });
               scf::YieldOp::create(hb, hl, qLoop.getResults());
             });
-        Value dkuNew =
-            kk.insert(headLoop.getResult(1), it[1], {j0, zero}, {cols, ia(pb.d)});
+        Value dkuNew = kk.insert(headLoop.getResult(1), it[1], {j0, zero},
+                                 {cols, ia(pb.d)});
         Value dvuNew = kk.insert(headLoop.getResult(2), it[2], {j0, zero},
                                  {cols, ia(pb.dv)});
         SmallVector<Value> yields = {headLoop.getResult(0), dkuNew, dvuNew};
@@ -761,17 +787,18 @@ GradResults buildBackward(KB &kb, const Problem &pb, double scale, Value qs,
       ArrayRef<OpFoldResult>{ia(pb.group), ia(pb.n), ia(pb.d)},
       ArrayRef<OpFoldResult>{one, one, one});
   tensor::ParallelInsertSliceOp::create(
-      b, loc, keyLoop.getResult(1), iter[1], ArrayRef<OpFoldResult>{u, zero, zero},
+      b, loc, keyLoop.getResult(1), iter[1],
+      ArrayRef<OpFoldResult>{u, zero, zero},
       ArrayRef<OpFoldResult>{one, ia(pb.m), ia(pb.d)},
       ArrayRef<OpFoldResult>{one, one, one});
   tensor::ParallelInsertSliceOp::create(
-      b, loc, keyLoop.getResult(2), iter[2], ArrayRef<OpFoldResult>{u, zero, zero},
+      b, loc, keyLoop.getResult(2), iter[2],
+      ArrayRef<OpFoldResult>{u, zero, zero},
       ArrayRef<OpFoldResult>{one, ia(pb.m), ia(pb.dv)},
       ArrayRef<OpFoldResult>{one, one, one});
   if (pb.bias) {
-    SmallVector<OpFoldResult> offs(dbShape.size(), zero), sizes = dbShape,
-                                                          strides(dbShape.size(),
-                                                                  one);
+    SmallVector<OpFoldResult> offs(dbShape.size(), zero),
+        sizes = dbShape, strides(dbShape.size(), one);
     offs[0] = u;
     sizes[0] = one;
     tensor::ParallelInsertSliceOp::create(b, loc, keyLoop.getResult(3), iter[3],
@@ -814,10 +841,11 @@ struct LowerRotary : OpRewritePattern<RotaryOp> {
     Type t = getAccumulationType(e);
     Value x = op.getInput();
     if (type.getRank() == 2) {
-      auto t3 = RankedTensorType::get({1, type.getDimSize(0), type.getDimSize(1)},
-                                      e);
-      x = tensor::ExpandShapeOp::create(rewriter, op.getLoc(), t3, x,
-                                        ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+      auto t3 =
+          RankedTensorType::get({1, type.getDimSize(0), type.getDimSize(1)}, e);
+      x = tensor::ExpandShapeOp::create(
+          rewriter, op.getLoc(), t3, x,
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
     } else {
       x = collapseLeading(kb, x, 2);
     }
@@ -827,13 +855,44 @@ struct LowerRotary : OpRewritePattern<RotaryOp> {
     y = convert(kb, y, e);
     if (type.getRank() == 2)
       y = tensor::CollapseShapeOp::create(
-          rewriter, op.getLoc(), y, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+          rewriter, op.getLoc(), y,
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
     else
       y = expandLeading(kb, y, type, 2);
     rewriter.replaceOp(op, y);
     return success();
   }
 };
+
+/// A tensor of `type` filled with `value`.
+Value constantTensor(KB &kb, RankedTensorType type, double value) {
+  SmallVector<OpFoldResult> shape;
+  for (int64_t d : type.getShape())
+    shape.push_back(kb.b.getIndexAttr(d));
+  return kb.filled(shape, type.getElementType(), value);
+}
+
+/// N = 0, M = 0 or no head: every result is a constant.
+template <typename OpTy> bool isEmptyProblem(OpTy op) {
+  auto q = op.getQuery().getType(), k = op.getKey().getType();
+  int64_t rank = q.getRank();
+  return (q.getNumElements() == 0 && q.getDimSize(rank - 1) != 0) ||
+         k.getDimSize(rank - 2) == 0;
+}
+
+/// Static shapes; a zero head dimension with keys present is not lowered
+/// (its slices would be degenerate) — reported by the pass.
+template <typename OpTy>
+LogicalResult checkSizes(OpTy op, PatternRewriter &rewriter) {
+  if (!allStatic(op))
+    return rewriter.notifyMatchFailure(op, "dynamic shapes");
+  auto q = op.getQuery().getType(), v = op.getValue().getType();
+  if (isEmptyProblem(op))
+    return success();
+  if (q.getShape().back() == 0 || v.getShape().back() == 0)
+    return rewriter.notifyMatchFailure(op, "zero head dimension");
+  return success();
+}
 
 /// The parts of attention and attention_grad that are the same: collapse,
 /// convert to T, rotate, scale q.
@@ -895,13 +954,25 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       : OpRewritePattern(ctx), blockQ(bq), blockK(bk) {}
   LogicalResult matchAndRewrite(AttentionOp op,
                                 PatternRewriter &rewriter) const override {
-    FailureOr<Prepared> pr = prepare(op, rewriter, blockQ, blockK);
-    if (failed(pr))
+    if (failed(checkSizes(op, rewriter)))
       return failure();
     KB kb{rewriter, op.getLoc()};
     RankedTensorType oType = op.getOutput().getType();
-    auto [o, lse] = buildForward(kb, pr->pb, pr->qs, pr->k, pr->v,
-                                 oType.getElementType());
+    if (isEmptyProblem(op)) {
+      // No key, or nothing to compute: o = 0, lse = −∞ (docs/Spec.md).
+      SmallVector<Value> results = {constantTensor(kb, oType, 0.0)};
+      if (Value l = op.getLogsumexp())
+        results.push_back(
+            constantTensor(kb, cast<RankedTensorType>(l.getType()),
+                           -std::numeric_limits<double>::infinity()));
+      rewriter.replaceOp(op, results);
+      return success();
+    }
+    FailureOr<Prepared> pr = prepare(op, rewriter, blockQ, blockK);
+    if (failed(pr))
+      return failure();
+    auto [o, lse] =
+        buildForward(kb, pr->pb, pr->qs, pr->k, pr->v, oType.getElementType());
     SmallVector<Value> results = {expandLeading(kb, o, oType, 2)};
     if (Value l = op.getLogsumexp())
       results.push_back(
@@ -917,6 +988,18 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
       : OpRewritePattern(ctx), blockQ(bq), blockK(bk) {}
   LogicalResult matchAndRewrite(AttentionGradOp op,
                                 PatternRewriter &rewriter) const override {
+    if (failed(checkSizes(op, rewriter)))
+      return failure();
+    if (isEmptyProblem(op)) {
+      // Every gradient of an empty problem is 0 (no visible key anywhere).
+      KB kb{rewriter, op.getLoc()};
+      SmallVector<Value> results;
+      for (Value r : op->getResults())
+        results.push_back(
+            constantTensor(kb, cast<RankedTensorType>(r.getType()), 0.0));
+      rewriter.replaceOp(op, results);
+      return success();
+    }
     FailureOr<Prepared> pr = prepare(op, rewriter, blockQ, blockK);
     if (failed(pr))
       return failure();
@@ -944,8 +1027,8 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
           linalg::YieldOp::create(
               b, loc, arith::AddFOp::create(b, loc, prod, a[2]).getResult());
         });
-    GradResults g = buildBackward(kb, pb, pr->scale, pr->qs, pr->k, pr->v, dO,
-                                  lse, delta);
+    GradResults g =
+        buildBackward(kb, pb, pr->scale, pr->qs, pr->k, pr->v, dO, lse, delta);
     Value dq = g.dq, dk = g.dk;
     if (RopeAttr rope = op.getRopeAttr()) {
       dq = buildRotation(kb, dq, rope, Value(), pb.shift(), /*inverse=*/true);
@@ -966,16 +1049,14 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
       Value part = g.dbiasPartial;
       Value db;
       if (!pb.biasPerHead) {
-        db = kb.generic(part,
-                        kb.filled({rewriter.getIndexAttr(len)}, pb.t, 0.0),
-                        {map(ctx, 2, {a0, a1}), map(ctx, 2, {a1})},
-                        {kRed, kPar},
-                        [&](OpBuilder &b, Location loc, ValueRange a) {
-                          linalg::YieldOp::create(
-                              b, loc,
-                              arith::AddFOp::create(b, loc, a[0], a[1])
-                                  .getResult());
-                        });
+        db = kb.generic(
+            part, kb.filled({rewriter.getIndexAttr(len)}, pb.t, 0.0),
+            {map(ctx, 2, {a0, a1}), map(ctx, 2, {a1})}, {kRed, kPar},
+            [&](OpBuilder &b, Location loc, ValueRange a) {
+              linalg::YieldOp::create(
+                  b, loc,
+                  arith::AddFOp::create(b, loc, a[0], a[1]).getResult());
+            });
       } else {
         int64_t batch = pb.bhk / pb.hk;
         auto t3 = RankedTensorType::get({batch, pb.hq, len}, pb.t);
@@ -985,18 +1066,17 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
         Value b3 = tensor::ExpandShapeOp::create(
             rewriter, op.getLoc(), t3, flat,
             ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-        db = kb.generic(b3,
-                        kb.filled({rewriter.getIndexAttr(pb.hq),
-                                   rewriter.getIndexAttr(len)},
-                                  pb.t, 0.0),
-                        {map(ctx, 3, {a0, a1, a2}), map(ctx, 3, {a1, a2})},
-                        {kRed, kPar, kPar},
-                        [&](OpBuilder &b, Location loc, ValueRange a) {
-                          linalg::YieldOp::create(
-                              b, loc,
-                              arith::AddFOp::create(b, loc, a[0], a[1])
-                                  .getResult());
-                        });
+        db = kb.generic(
+            b3,
+            kb.filled(
+                {rewriter.getIndexAttr(pb.hq), rewriter.getIndexAttr(len)},
+                pb.t, 0.0),
+            {map(ctx, 3, {a0, a1, a2}), map(ctx, 3, {a1, a2})},
+            {kRed, kPar, kPar}, [&](OpBuilder &b, Location loc, ValueRange a) {
+              linalg::YieldOp::create(
+                  b, loc,
+                  arith::AddFOp::create(b, loc, a[0], a[1]).getResult());
+            });
       }
       results.push_back(convert(kb, db, bType.getElementType()));
     }
@@ -1031,10 +1111,14 @@ struct ConvertRopeAttnToLinalgPass
             << op->getName()
             << "' has no exact lowering yet (the general per-offset form "
                "lands with the Toeplitz work)";
-      else
+      else if (!allStatic(op))
         op->emitError("convert-ropeattn-to-linalg: cannot lower '")
             << op->getName()
             << "' with dynamic shapes yet; all sizes must be static";
+      else
+        op->emitError("convert-ropeattn-to-linalg: cannot lower '")
+            << op->getName()
+            << "' with a zero head dimension (D = 0 or Dv = 0) and keys";
       return WalkResult::interrupt();
     });
     if (res.wasInterrupted())
