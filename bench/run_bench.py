@@ -88,6 +88,13 @@ def parse_args(argv):
                    help="ropeattn `method` attribute in the generated IR")
     p.add_argument("--threads", type=int, default=None,
                    help="OMP_NUM_THREADS for every method (default: all cores)")
+    p.add_argument("--gomp-spincount", type=int, default=10000,
+                   help="GOMP_SPINCOUNT for the child processes unless already "
+                        "set (default 10000; 0 leaves libgomp's default). "
+                        "libgomp's default 300k pauses (~7 ms here) let a "
+                        "thread waiting at a barrier steal the core of a "
+                        "working one whenever another process holds the "
+                        "other core")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds allowed per method and config (default 600)")
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
@@ -181,6 +188,8 @@ def run_env(args):
     env = dict(os.environ)
     if args.threads:
         env["OMP_NUM_THREADS"] = str(args.threads)
+    if args.gomp_spincount > 0:
+        env.setdefault("GOMP_SPINCOUNT", str(args.gomp_spincount))
     return env
 
 
@@ -498,7 +507,8 @@ def write_markdown(path, args, info, results, started, load_before,
         f"- Load average (1 min) before / after: {load_before:.2f} / "
         f"{load_after:.2f} (other processes distort timings on this machine)",
         f"- jax: {info.get('jax', 'not used')}",
-        f"- Threads: OMP_NUM_THREADS={args.threads or os.environ.get('OMP_NUM_THREADS', 'unset (all cores)')}",
+        f"- Threads: OMP_NUM_THREADS={args.threads or os.environ.get('OMP_NUM_THREADS', 'unset (all cores)')}; "
+        f"GOMP_SPINCOUNT={run_env(args).get('GOMP_SPINCOUNT', 'unset')}",
         "",
         "Median wall time over `reps` timed runs after `warmup` untimed ones "
         "(rope-baseline `--reps/--warmup`; rope-run `--benchmark=reps`; jax "
@@ -571,10 +581,17 @@ def write_plot(path, args, results, methods):
                     ax.plot([p[0] for p in pts], [p[1] for p in pts],
                             styles.get(m, "x-"), label=m)
             ax.set_xscale("log", base=2)
+            ns = sorted({r["cfg"]["n"] for r in rows})
+            ax.set_xticks(ns)
+            ax.set_xticklabels([f"{n // 1024}k" if n % 1024 == 0 else str(n)
+                                for n in ns])
+            ax.minorticks_off()
             ax.set_title(f"d={d}, {'causal' if causal else 'non-causal'}",
                          fontsize=10)
             ax.grid(True, alpha=0.3)
-            ax.set_ylim(bottom=0)
+            top = max([r[m]["gflops"] for r in rows for m in methods
+                       if r[m].get("status") == "ok"], default=1.0)
+            ax.set_ylim(0, 1.12 * top)
             if j == 0:
                 ax.set_ylabel("GFLOP/s")
             if i == len(ds) - 1:

@@ -64,20 +64,27 @@ void sgemm(bool transA, bool transB, int64_t m, int64_t n, int64_t k,
 // RoPE (half layout, rotary_dim = D, positions first + r).
 //===----------------------------------------------------------------------===//
 
+/// cos/sin of p·θ_a for the positions p ∈ [first, first + rows).
 struct RopeTable {
-  int64_t half = 0;
+  int64_t first = 0, half = 0;
   std::vector<float> cosT, sinT; // [rows, D/2]
 };
 
+/// Below this many elements a loop runs on one thread: a parallel region
+/// costs more than it saves, and on a busy machine every barrier can wait
+/// for a descheduled thread.
+constexpr int64_t kParallelMin = int64_t(1) << 16;
+
 RopeTable makeRopeTable(int64_t first, int64_t rows, int64_t d, double base) {
   RopeTable t;
+  t.first = first;
   t.half = d / 2;
   t.cosT.resize(rows * t.half);
   t.sinT.resize(rows * t.half);
   std::vector<double> theta(t.half);
   for (int64_t a = 0; a < t.half; ++a)
     theta[a] = std::pow(base, -2.0 * static_cast<double>(a) / d);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (rows * t.half >= kParallelMin)
   for (int64_t r = 0; r < rows; ++r) {
     double pos = static_cast<double>(first + r);
     for (int64_t a = 0; a < t.half; ++a) {
@@ -90,17 +97,21 @@ RopeTable makeRopeTable(int64_t first, int64_t rows, int64_t d, double base) {
 }
 
 /// y[z, r, :] = R(first + r)·x[z, r, :] (Rᵀ with `inverse`); y may alias x.
+/// The table must cover the positions [first, first + rows).
 void rotate(float *y, const float *x, int64_t slices, int64_t rows, int64_t d,
-            const RopeTable &t, bool inverse) {
+            int64_t first, const RopeTable &t, bool inverse) {
   const int64_t half = t.half;
   const float sign = inverse ? -1.0f : 1.0f;
-#pragma omp parallel for collapse(2) schedule(static)
+  const float *cosT = t.cosT.data() + (first - t.first) * half;
+  const float *sinT = t.sinT.data() + (first - t.first) * half;
+#pragma omp parallel for collapse(2)                                           \
+    schedule(static) if (slices * rows * d >= kParallelMin)
   for (int64_t z = 0; z < slices; ++z) {
     for (int64_t r = 0; r < rows; ++r) {
       const float *xr = x + (z * rows + r) * d;
       float *yr = y + (z * rows + r) * d;
-      const float *c = t.cosT.data() + r * half;
-      const float *s = t.sinT.data() + r * half;
+      const float *c = cosT + r * half;
+      const float *s = sinT + r * half;
       for (int64_t a = 0; a < half; ++a) {
         float xu = xr[a], xw = xr[a + half], sn = sign * s[a];
         yr[a] = xu * c[a] - xw * sn;
@@ -111,10 +122,11 @@ void rotate(float *y, const float *x, int64_t slices, int64_t rows, int64_t d,
 }
 
 /// The pre-rotated q̃, k̃ of a problem (or the inputs themselves without rope).
+/// Queries sit at M − N + i, keys at j: one table covers both.
 struct Rotated {
   std::vector<float> qBuf, kBuf;
   const float *q = nullptr, *k = nullptr;
-  RopeTable qTable, kTable;
+  RopeTable table;
 };
 
 Rotated prerotate(const Problem &p, const float *q, const float *k) {
@@ -124,12 +136,12 @@ Rotated prerotate(const Problem &p, const float *q, const float *k) {
     r.k = k;
     return r;
   }
-  r.qTable = makeRopeTable(p.m - p.n, p.n, p.d, p.ropeBase);
-  r.kTable = makeRopeTable(0, p.m, p.d, p.ropeBase);
+  const int64_t first = std::min<int64_t>(0, p.m - p.n);
+  r.table = makeRopeTable(first, p.m - first, p.d, p.ropeBase);
   r.qBuf.resize(p.b * p.hq * p.n * p.d);
   r.kBuf.resize(p.b * p.hk * p.m * p.d);
-  rotate(r.qBuf.data(), q, p.b * p.hq, p.n, p.d, r.qTable, false);
-  rotate(r.kBuf.data(), k, p.b * p.hk, p.m, p.d, r.kTable, false);
+  rotate(r.qBuf.data(), q, p.b * p.hq, p.n, p.d, p.m - p.n, r.table, false);
+  rotate(r.kBuf.data(), k, p.b * p.hk, p.m, p.d, 0, r.table, false);
   r.q = r.qBuf.data();
   r.k = r.kBuf.data();
   return r;
@@ -412,8 +424,8 @@ void attentionBackward(const Problem &p, Variant variant, const Blocking &blk,
   else
     backwardBlocked(p, blk, r.q, r.k, v, o, lse, dO, dq, dk, dv);
   if (p.rope) { // dq = R(π^q)ᵀ dq̃, dk = R(π^k)ᵀ dk̃
-    rotate(dq, dq, p.b * p.hq, p.n, p.d, r.qTable, true);
-    rotate(dk, dk, p.b * p.hk, p.m, p.d, r.kTable, true);
+    rotate(dq, dq, p.b * p.hq, p.n, p.d, p.m - p.n, r.table, true);
+    rotate(dk, dk, p.b * p.hk, p.m, p.d, 0, r.table, true);
   }
 }
 
