@@ -29,6 +29,12 @@ struct RopeAttnExportABIPass
                     UnitAttr::get(&getContext()));
       if (!func->hasAttr("ropeattn.abi"))
         func->setAttr("ropeattn.abi", TypeAttr::get(func.getFunctionType()));
+      // The caller's inputs are read-only: bufferization must copy rather
+      // than update them in place (e.g. a RoPE rotating q into its buffer).
+      for (unsigned i = 0, e = func.getNumArguments(); i < e; ++i)
+        if (isa<TensorType>(func.getArgument(i).getType()))
+          func.setArgAttr(i, "bufferization.writable",
+                          BoolAttr::get(&getContext(), false));
     }
   }
 };

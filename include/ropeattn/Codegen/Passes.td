@@ -14,8 +14,10 @@ def RopeAttnExportABI : Pass<"ropeattn-export-abi", "::mlir::ModuleOp"> {
   let summary = "records each public function's tensor signature for runners";
   let description = [{
     Marks every public `func.func` with `llvm.emit_c_interface` (so that
-    `_mlir_ciface_<name>` exists after lowering) and records its original
-    signature as `ropeattn.abi = <function type>`. The attribute survives the
+    `_mlir_ciface_<name>` exists after lowering), records its original
+    signature as `ropeattn.abi = <function type>`, and marks its tensor
+    arguments `bufferization.writable = false`: a caller's inputs are never
+    modified (bufferization copies instead of updating them in place). The attribute survives the
     lowering to the LLVM dialect, so `rope-run` can execute already-lowered IR:
     after `rope-lower-to-cpu`, `_mlir_ciface_<name>` takes pointers to ranked
     memref descriptors, the inputs first and then one out-parameter per result.
@@ -23,7 +25,8 @@ def RopeAttnExportABI : Pass<"ropeattn-export-abi", "::mlir::ModuleOp"> {
     ```mlir
     func.func @f(%a: tensor<4xf32>) -> tensor<4xf32>
     // becomes
-    func.func @f(%a: tensor<4xf32>) -> tensor<4xf32>
+    func.func @f(%a: tensor<4xf32> {bufferization.writable = false})
+        -> tensor<4xf32>
         attributes {llvm.emit_c_interface,
                     ropeattn.abi = (tensor<4xf32>) -> tensor<4xf32>}
     ```

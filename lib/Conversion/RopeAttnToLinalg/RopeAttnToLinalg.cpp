@@ -1104,7 +1104,7 @@ struct ConvertRopeAttnToLinalgPass
       return signalPassFailure();
     // What is left cannot be lowered (yet): say so, precisely.
     WalkResult res = getOperation()->walk([&](Operation *op) {
-      if (!isa<RopeAttnDialect>(op->getDialect()))
+      if (!isa_and_nonnull<RopeAttnDialect>(op->getDialect()))
         return WalkResult::advance();
       if (isa<GeneralAttentionOp, GeneralAttentionGradOp>(op))
         op->emitError("convert-ropeattn-to-linalg: '")
