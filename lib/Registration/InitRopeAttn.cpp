@@ -6,9 +6,9 @@
 
 #include "ropeattn/InitRopeAttn.h"
 
-#include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
 #include "ropeattn/Codegen/Passes.h"
 #include "ropeattn/Conversion/Passes.h"
+#include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 #include "ropeattn/Pipelines/Pipelines.h"
 
