@@ -13,6 +13,7 @@
 #include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/IR/PatternMatch.h"
 #include "mlir/Pass/Pass.h"
 
 namespace mlir {
@@ -23,6 +24,11 @@ namespace ropeattn {
 
 #define GEN_PASS_REGISTRATION
 #include "ropeattn/Conversion/Passes.h.inc"
+
+/// Adds the exact lowering of `ropeattn.poly_features` to linalg/tensor/arith
+/// on tensors (lib/Conversion/RopeAttnToLinalg/PolyFeatures.cpp); part of
+/// convert-ropeattn-to-linalg.
+void populatePolyFeaturesLoweringPatterns(RewritePatternSet &patterns);
 
 } // namespace ropeattn
 } // namespace mlir

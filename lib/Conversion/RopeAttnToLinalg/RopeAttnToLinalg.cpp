@@ -1100,6 +1100,7 @@ struct ConvertRopeAttnToLinalgPass
     patterns.add<LowerRotary>(&getContext());
     patterns.add<LowerAttention, LowerAttentionGrad>(&getContext(), blockQ,
                                                      blockK);
+    populatePolyFeaturesLoweringPatterns(patterns);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
     // What is left cannot be lowered (yet): say so, precisely.

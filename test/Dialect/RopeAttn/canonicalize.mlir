@@ -81,3 +81,15 @@ func.func @dead_attention(%q: tensor<2x8x4xf32>) {
   %r = ropeattn.rotary %q : tensor<2x8x4xf32>
   return
 }
+
+// -----
+
+// poly_features: scale(1.0) is the default and is dropped; other scales stay.
+// CHECK-LABEL: func @poly_features_unit_scale
+// CHECK: ropeattn.poly_features %{{.*}} coefficients [1.000000e+00, 1.000000e+00] side key : tensor<4x3xf32>
+// CHECK: ropeattn.poly_features %{{.*}} coefficients [1.000000e+00, 1.000000e+00] side query scale(-1.000000e+00) : tensor<4x3xf32>
+func.func @poly_features_unit_scale(%x: tensor<4x3xf32>) -> (tensor<4x4xf32>, tensor<4x4xf32>) {
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side key scale(1.0) : tensor<4x3xf32> -> tensor<4x4xf32>
+  %1 = ropeattn.poly_features %x coefficients [1.0, 1.0] side query scale(-1.0) : tensor<4x3xf32> -> tensor<4x4xf32>
+  return %0, %1 : tensor<4x4xf32>, tensor<4x4xf32>
+}

@@ -581,3 +581,104 @@ func.func @general_grad_polynomial(%q: tensor<2x8x4xf32>, %w: tensor<15x1xf32>) 
   %dq, %dk, %dv, %dw = ropeattn.general_attention_grad %q, %q, %q, %q, %q weights(%w) support [0, 0] method polynomial : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<15x1xf32>) -> (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<15x1xf32>)
   return
 }
+
+//===----------------------------------------------------------------------===//
+// poly_features
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @poly_rank(%x: tensor<3xf32>) -> tensor<4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected input of rank >= 2 ([B.., N, D]), found rank 1}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side query : tensor<3xf32> -> tensor<4xf32>
+  return %0 : tensor<4xf32>
+}
+
+// -----
+
+func.func @poly_no_coefficients(%x: tensor<2x3xf32>) -> tensor<2x1xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected at least one coefficient (c_0 .. c_g), found none}}
+  %0 = ropeattn.poly_features %x coefficients [] side query : tensor<2x3xf32> -> tensor<2x1xf32>
+  return %0 : tensor<2x1xf32>
+}
+
+// -----
+
+func.func @poly_nan_coefficient(%x: tensor<2x3xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected finite coefficients, found nan at index 1}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 0x7FF8000000000000] side query : tensor<2x3xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @poly_inf_coefficient(%x: tensor<2x3xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected finite coefficients, found -INF at index 0}}
+  %0 = ropeattn.poly_features %x coefficients [0xFFF0000000000000, 1.0] side key : tensor<2x3xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @poly_scale(%x: tensor<2x3xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected a finite scale, found INF}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side query scale(0x7FF0000000000000) : tensor<2x3xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @poly_dynamic_d(%x: tensor<2x?xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected a static feature dimension D (the number of features depends on it), found ?}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side query : tensor<2x?xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+// C(3000000000 + 3, 3) ≈ 4.5e27 does not fit in int64.
+func.func @poly_overflow(%x: tensor<2x3000000000xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected C(D + g, g) features to fit in int64, found an overflow for D = 3000000000, g = 3}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 1.0, 1.0] side query : tensor<2x3000000000xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @poly_feature_count(%x: tensor<2x3xf32>) -> tensor<2x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected result of type 'tensor<2x10xf32>' ([B.., N, R], R = C(3 + 2, 2) = 10, accumulation type), found 'tensor<2x4xf32>'}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 1.0] side query : tensor<2x3xf32> -> tensor<2x4xf32>
+  return %0 : tensor<2x4xf32>
+}
+
+// -----
+
+func.func @poly_result_type(%x: tensor<2x3xf16>) -> tensor<2x4xf16> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected result of type 'tensor<2x4xf32>' ([B.., N, R], R = C(3 + 1, 1) = 4, accumulation type), found 'tensor<2x4xf16>'}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side query : tensor<2x3xf16> -> tensor<2x4xf16>
+  return %0 : tensor<2x4xf16>
+}
+
+// -----
+
+func.func @poly_result_batch(%x: tensor<2x5x3xf64>) -> tensor<3x5x4xf64> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected result of type 'tensor<2x5x4xf64>' ([B.., N, R], R = C(3 + 1, 1) = 4, accumulation type), found 'tensor<3x5x4xf64>'}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side key : tensor<2x5x3xf64> -> tensor<3x5x4xf64>
+  return %0 : tensor<3x5x4xf64>
+}
+
+// -----
+
+func.func @poly_result_rank(%x: tensor<5x3xf32>) -> tensor<1x5x4xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected result of type 'tensor<5x4xf32>' ([B.., N, R], R = C(3 + 1, 1) = 4, accumulation type), found 'tensor<1x5x4xf32>'}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side key : tensor<5x3xf32> -> tensor<1x5x4xf32>
+  return %0 : tensor<1x5x4xf32>
+}
+
+// -----
+
+func.func @poly_side(%x: tensor<5x3xf32>) -> tensor<5x4xf32> {
+  // expected-error @+1 {{expected 'query' or 'key', found 'both'}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side both : tensor<5x3xf32> -> tensor<5x4xf32>
+  return %0 : tensor<5x4xf32>
+}

@@ -157,3 +157,29 @@ func.func @general_attention_grad(%q: tensor<4x64x2xf32>, %v: tensor<4x64x8xf32>
 func.func @rope_attr_standalone() attributes {my.rope = #ropeattn.rope<layout = interleaved, position_offset = 3>} {
   return
 }
+
+// ropeattn.poly_features: R = C(D + g, g) features in the accumulation type.
+// CHECK-LABEL: func @poly_features_query
+func.func @poly_features_query(%x: tensor<8x128x4xbf16>) -> tensor<8x128x15xf32> {
+  // CHECK: ropeattn.poly_features %{{.*}} coefficients [1.000000e+00, 1.000000e+00, 5.000000e-01] side query scale(1.250000e-01) : tensor<8x128x4xbf16> -> tensor<8x128x15xf32>
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 0.5] side query scale(0.125) : tensor<8x128x4xbf16> -> tensor<8x128x15xf32>
+  return %0 : tensor<8x128x15xf32>
+}
+
+// Key side, f64 stays f64, no scale, dynamic batch and N (D is static).
+// CHECK-LABEL: func @poly_features_key_dynamic
+func.func @poly_features_key_dynamic(%x: tensor<?x2x?x3xf64>) -> tensor<?x2x?x20xf64> {
+  // CHECK: ropeattn.poly_features %{{.*}} coefficients [-1.000000e+00, 0.000000e+00, 2.500000e-01, 3.000000e+00] side key : tensor<?x2x?x3xf64> -> tensor<?x2x?x20xf64>
+  %0 = ropeattn.poly_features %x coefficients [-1.0, 0.0, 0.25, 3.0] side key : tensor<?x2x?x3xf64> -> tensor<?x2x?x20xf64>
+  return %0 : tensor<?x2x?x20xf64>
+}
+
+// Degree 0 (one feature) and D = 0 (only the degree-0 feature: R = 1).
+// CHECK-LABEL: func @poly_features_degenerate
+func.func @poly_features_degenerate(%x: tensor<5x7xf16>, %y: tensor<5x0xf32>) -> (tensor<5x1xf32>, tensor<5x1xf32>) {
+  // CHECK: ropeattn.poly_features %{{.*}} coefficients [2.000000e+00] side key : tensor<5x7xf16> -> tensor<5x1xf32>
+  %0 = ropeattn.poly_features %x coefficients [2.0] side key : tensor<5x7xf16> -> tensor<5x1xf32>
+  // CHECK: ropeattn.poly_features %{{.*}} coefficients [1.000000e+00, 1.000000e+00, 1.000000e+00] side query scale(-2.000000e+00) : tensor<5x0xf32> -> tensor<5x1xf32>
+  %1 = ropeattn.poly_features %y coefficients [1.0, 1.0, 1.0] side query scale(-2.0) : tensor<5x0xf32> -> tensor<5x1xf32>
+  return %0, %1 : tensor<5x1xf32>, tensor<5x1xf32>
+}

@@ -14,6 +14,7 @@
 #include "llvm/ADT/DenseSet.h"
 
 #include <cmath>
+#include <limits>
 
 using namespace mlir;
 using namespace mlir::ropeattn;
@@ -512,6 +513,112 @@ LogicalResult GeneralAttentionGradOp::verify() {
                               getWeights().getType())))
     return failure();
   return success();
+}
+
+//===----------------------------------------------------------------------===//
+// PolyFeaturesOp
+//===----------------------------------------------------------------------===//
+
+double PolyFeaturesOp::getScaleOrDefault() {
+  return getScale() ? getScale()->convertToDouble() : 1.0;
+}
+
+FailureOr<int64_t> PolyFeaturesOp::getFeatureCount(int64_t headDim,
+                                                   int64_t degree) {
+  if (headDim < 0 || degree < 0)
+    return failure();
+  // C(D + g, g) = C(t + m, m) with t = max(D, g), m = min(D, g): after step
+  // i the value is C(t + i, i), an integer, so each division is exact; the
+  // product fits in 128 bits since the running value is < 2^63 and the
+  // factor t + i < 2^64.
+  int64_t m = std::min(headDim, degree);
+  unsigned __int128 top =
+      static_cast<unsigned __int128>(std::max(headDim, degree));
+  unsigned __int128 value = 1;
+  const unsigned __int128 limit = std::numeric_limits<int64_t>::max();
+  for (int64_t i = 1; i <= m; ++i) {
+    value = value * (top + static_cast<unsigned __int128>(i)) /
+            static_cast<unsigned __int128>(i);
+    if (value > limit)
+      return failure();
+  }
+  return static_cast<int64_t>(value);
+}
+
+LogicalResult PolyFeaturesOp::verify() {
+  RankedTensorType type = getInput().getType();
+  int64_t rank = type.getRank();
+  if (rank < 2)
+    return emitOpError("expected input of rank >= 2 ([B.., N, D]), found rank ")
+           << rank;
+  ArrayRef<double> coefficients = getCoefficients();
+  if (coefficients.empty())
+    return emitOpError("expected at least one coefficient (c_0 .. c_g), "
+                       "found none");
+  for (auto [i, c] : llvm::enumerate(coefficients))
+    if (!std::isfinite(c))
+      return emitOpError("expected finite coefficients, found ")
+             << c << " at index " << i;
+  if (failed(verifyScale(*this, getScale() ? std::optional<double>(
+                                                 getScale()->convertToDouble())
+                                           : std::nullopt)))
+    return failure();
+  int64_t d = type.getShape().back();
+  if (ShapedType::isDynamic(d))
+    return emitOpError("expected a static feature dimension D (the number of "
+                       "features depends on it), found ?");
+  int64_t g = getDegree();
+  FailureOr<int64_t> r = getFeatureCount(d, g);
+  if (failed(r))
+    return emitOpError("expected C(D + g, g) features to fit in int64, found "
+                       "an overflow for D = ")
+           << d << ", g = " << g;
+  SmallVector<int64_t> shape(type.getShape());
+  shape.back() = *r;
+  std::string text = "[B.., N, R], R = C(" + std::to_string(d) + " + " +
+                     std::to_string(g) + ", " + std::to_string(g) +
+                     ") = " + std::to_string(*r) + ", accumulation type";
+  return verifyTensor(*this, "result", getResult().getType(), shape, text,
+                      getAccumulationType(type.getElementType()));
+}
+
+/// `side query|key`: the bare keyword (an enum attribute printed directly
+/// would get a second leading space).
+static ParseResult parsePolySide(OpAsmParser &parser, PolySideAttr &side) {
+  SMLoc loc = parser.getCurrentLocation();
+  StringRef keyword;
+  if (parser.parseKeyword(&keyword))
+    return failure();
+  std::optional<PolySide> value = symbolizePolySide(keyword);
+  if (!value)
+    return parser.emitError(loc, "expected 'query' or 'key', found '")
+           << keyword << "'";
+  side = PolySideAttr::get(parser.getContext(), *value);
+  return success();
+}
+
+static void printPolySide(OpAsmPrinter &printer, Operation *,
+                          PolySideAttr side) {
+  printer << stringifyPolySide(side.getValue());
+}
+
+namespace {
+/// `scale(1.0)` is the default: drop it so equal ops print alike.
+struct DropUnitPolyScale : OpRewritePattern<PolyFeaturesOp> {
+  using OpRewritePattern::OpRewritePattern;
+  LogicalResult matchAndRewrite(PolyFeaturesOp op,
+                                PatternRewriter &rewriter) const override {
+    if (!op.getScale() || op.getScale()->convertToDouble() != 1.0)
+      return rewriter.notifyMatchFailure(op, "no explicit unit scale");
+    rewriter.modifyOpInPlace(op, [&] { op.removeScaleAttr(); });
+    return success();
+  }
+};
+} // namespace
+
+void PolyFeaturesOp::getCanonicalizationPatterns(RewritePatternSet &results,
+                                                 MLIRContext *context) {
+  results.add<DropUnitPolyScale>(context);
 }
 
 #define GET_OP_CLASSES

@@ -272,4 +272,75 @@ def RopeAttn_GeneralAttentionGradOp : RopeAttn_Op<"general_attention_grad",
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// poly_features: the polynomial feature map (layer 2, polynomial method)
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_PolySide : I32EnumAttr<"PolySide",
+    "which factor of the polynomial kernel a feature map is", [
+      I32EnumAttrCase<"Query", 0, "query">,
+      I32EnumAttrCase<"Key", 1, "key">
+    ]> {
+  let cppNamespace = "::mlir::ropeattn";
+  let genSpecializedAttr = 0;
+  let description = [{
+    `query`: the features carry the sign of each weight, sign(w)·sqrt(|w|);
+    `key`: sqrt(|w|). See docs/Spec.md, "ropeattn.poly_features".
+  }];
+}
+
+def RopeAttn_PolySideAttr : EnumAttr<RopeAttn_Dialect, RopeAttn_PolySide,
+                                     "side">;
+
+def RopeAttn_PolyFeaturesOp : RopeAttn_Op<"poly_features", [Pure]> {
+  let summary = "polynomial feature map whose inner products are p(s⟨q, k⟩)";
+  let description = [{
+    Maps every row `x : [D]` of `input : [B.., N, D]` to the `R = C(D + g, g)`
+    monomials of degree ≤ g of its entries, weighted so that the feature maps
+    of the two sides satisfy, exactly,
+
+    `Σ_a poly_features(q, side query)_a · poly_features(k, side key)_a =
+     Σ_{m ≤ g} c_m · (s·⟨q, k⟩)^m`
+
+    for `coefficients = [c_0, ..., c_g]` and `scale = s` (1 when absent), by
+    the multinomial theorem. Features are ordered graded-lexicographically by
+    their nondecreasing index tuples (degree 0 first). The result is in the
+    accumulation type (f32, or f64 for f64 inputs). Full definition:
+    docs/Spec.md, "ropeattn.poly_features".
+
+    ```mlir
+    %phi = ropeattn.poly_features %x coefficients [1.0, 1.0, 0.5] side query
+             scale(0.125) : tensor<8x128x4xbf16> -> tensor<8x128x15xf32>
+    ```
+
+    `D` must be static (`R` depends on it); batch and `N` may be dynamic.
+    An explicit `scale(1.0)` is canonicalized away.
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$input,
+    DenseF64ArrayAttr:$coefficients,
+    RopeAttn_PolySideAttr:$side,
+    OptionalAttr<F64Attr>:$scale
+  );
+  let results = (outs RopeAttn_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `coefficients` $coefficients `side` custom<PolySide>($side)
+    (`scale` `(` $scale^ `)`)?
+    attr-dict `:` type($input) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let hasCanonicalizer = 1;
+  let extraClassDeclaration = [{
+    /// The scale s: the attribute, or 1.
+    double getScaleOrDefault();
+    /// The degree g = (number of coefficients) - 1.
+    int64_t getDegree() {
+      return static_cast<int64_t>(getCoefficients().size()) - 1;
+    }
+    /// The feature count C(D + g, g) for head dimension `headDim` and degree
+    /// `degree`, or failure when it does not fit in int64.
+    static FailureOr<int64_t> getFeatureCount(int64_t headDim, int64_t degree);
+  }];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_IR_ROPEATTNOPS_TD
