@@ -19,6 +19,7 @@ RESULTS/NAME.png (GFLOP/s vs n). See bench/README.md.
     .venv/bin/python bench/run_bench.py              # full forward run
     .venv/bin/python bench/run_bench.py --backward   # backward
     .venv/bin/python bench/run_bench.py --quick      # smoke run (< 1 min)
+    .venv/bin/python bench/run_bench.py --replot bench/results/exact_cpu.json
 """
 
 import argparse
@@ -97,6 +98,13 @@ def parse_args(argv):
                         "other core")
     p.add_argument("--timeout", type=float, default=600.0,
                    help="seconds allowed per method and config (default 600)")
+    p.add_argument("--jax-slow-s", type=float, default=5.0,
+                   help="jax gets 1 timed run and no warm-up where its run "
+                        "time, extrapolated (x n*m) from the previous n, "
+                        "exceeds this (default 5 s)")
+    p.add_argument("--jax-max-s", type=float, default=15.0,
+                   help="... and is skipped where it exceeds this "
+                        "(default 15 s)")
     p.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     p.add_argument("--baseline", default=None,
                    help="rope-baseline binary (default BUILD/bin/rope-baseline)")
@@ -374,7 +382,7 @@ def mem_available():
     return None
 
 
-def bench_jax(cfg, args):
+def bench_jax(cfg, args, predicted_s=None):
     jax = load_jax()
     if jax is None:
         return dict(status="n/a", note=_JAX["why"])
@@ -387,11 +395,19 @@ def bench_jax(cfg, args):
     need = 4.0 * b * hq * n * m * (6 if args.backward else 3)
     avail = mem_available()
     if avail is not None and need > 0.8 * avail:
-        return dict(status="n/a", note=f"jax: needs ~{need / 2**30:.0f} GiB "
-                                       f"of logits, {avail / 2**30:.0f} GiB "
-                                       f"available")
+        return dict(status="n/a", note=f"jax: skipped where its [B, H, N, M] "
+                                       "intermediates would exceed 80% of "
+                                       "the available memory")
     if n != m:
         return dict(status="n/a", note="jax is_causal is top-left aligned")
+    reps, warmup = cfg["reps"], cfg["warmup"]
+    if predicted_s is not None and predicted_s > args.jax_max_s:
+        return dict(status="skipped",
+                    note=f"jax: skipped where its run time, extrapolated from "
+                         f"the previous n, exceeds {args.jax_max_s:g} s "
+                         "(--jax-max-s)")
+    if predicted_s is not None and predicted_s > args.jax_slow_s:
+        reps, warmup = 1, 0
     rng = np.random.default_rng(0)
     # jax.nn.dot_product_attention takes [B, T, heads, D].
     q = rng.uniform(-1, 1, (b, n, hq, d)).astype(np.float32)
@@ -431,10 +447,10 @@ def bench_jax(cfg, args):
         f = jax.jit(fn)
         dev = [jnp.asarray(x) for x in inputs]
         jax.block_until_ready(f(*dev))          # compile + first run
-        for _ in range(cfg["warmup"]):
+        for _ in range(warmup):
             jax.block_until_ready(f(*dev))
         times = []
-        for _ in range(cfg["reps"]):
+        for _ in range(reps):
             t0 = time.perf_counter()
             jax.block_until_ready(f(*dev))
             times.append((time.perf_counter() - t0) * 1e3)
@@ -442,7 +458,7 @@ def bench_jax(cfg, args):
         return dict(status="failed", note=f"jax: {type(e).__name__}: "
                                           f"{str(e).splitlines()[0][:120]}")
     return dict(status="ok", ms=statistics.median(times), min_ms=min(times),
-                max_ms=max(times))
+                max_ms=max(times), reps=reps, warmup=warmup)
 
 
 # ---------------------------------------------------------------------------
@@ -473,6 +489,11 @@ def machine_info(args):
         info["commit"] = subprocess.run(
             ["git", "-C", ROOT, "rev-parse", "--short", "HEAD"],
             capture_output=True, text=True).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", ROOT, "status", "--porcelain", "--", "bench"],
+            capture_output=True, text=True).stdout.strip()
+        if dirty:
+            info["commit"] += " (bench/ modified)"
     except OSError:
         info["commit"] = "?"
     return info
@@ -486,14 +507,19 @@ def fmt_gf(r):
     return f"{r['gflops']:.1f}" if r.get("status") == "ok" else "n/a"
 
 
-def write_markdown(path, args, info, results, started, load_before,
-                   load_after, elapsed, methods):
-    direction = "backward" if args.backward else "forward"
+def command_line():
     exe = sys.executable or "python3"
     if exe.startswith(ROOT + os.sep):
         exe = os.path.relpath(exe, ROOT)
     script = os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)
-    cmd = " ".join(shlex.quote(a) for a in [exe, script] + sys.argv[1:])
+    return " ".join(shlex.quote(a) for a in [exe, script] + sys.argv[1:])
+
+
+def write_markdown(path, args, info, results, meta, methods):
+    direction = "backward" if args.backward else "forward"
+    started = datetime.datetime.fromisoformat(meta["started"])
+    cmd, elapsed = meta["command"], meta["elapsed_s"]
+    load_before, load_after = meta["load_before"], meta["load_after"]
     lines = [
         f"# Exact RoPE attention on the CPU ({direction})",
         "",
@@ -507,8 +533,7 @@ def write_markdown(path, args, info, results, started, load_before,
         f"- Load average (1 min) before / after: {load_before:.2f} / "
         f"{load_after:.2f} (other processes distort timings on this machine)",
         f"- jax: {info.get('jax', 'not used')}",
-        f"- Threads: OMP_NUM_THREADS={args.threads or os.environ.get('OMP_NUM_THREADS', 'unset (all cores)')}; "
-        f"GOMP_SPINCOUNT={run_env(args).get('GOMP_SPINCOUNT', 'unset')}",
+        f"- Threads: {meta['threads']}",
         "",
         "Median wall time over `reps` timed runs after `warmup` untimed ones "
         "(rope-baseline `--reps/--warmup`; rope-run `--benchmark=reps`; jax "
@@ -530,7 +555,11 @@ def write_markdown(path, args, info, results, started, load_before,
     lines += [header, sep]
     notes = []
     for r in results:
-        row = f"| {cfg_label(r['cfg'])} | {r['cfg']['reps']} |"
+        reps = str(r["cfg"]["reps"])
+        if r.get("jax", {}).get("status") == "ok" and \
+                r["jax"].get("reps", r["cfg"]["reps"]) != r["cfg"]["reps"]:
+            reps += f" (jax {r['jax']['reps']})"
+        row = f"| {cfg_label(r['cfg'])} | {reps} |"
         for m in methods:
             res = r[m]
             row += f" {fmt_ms(res)} | {fmt_gf(res)} |"
@@ -563,6 +592,7 @@ def write_plot(path, args, results, methods):
         print(f"warning: no plot ({e})", file=sys.stderr)
         return False
     ds = sorted({r["cfg"]["d"] for r in results})
+    ns = sorted({r["cfg"]["n"] for r in results})
     causals = sorted({r["cfg"]["causal"] for r in results})
     fig, axes = plt.subplots(len(ds), len(causals), squeeze=False,
                              figsize=(5.5 * len(causals), 3.2 * len(ds)),
@@ -581,7 +611,6 @@ def write_plot(path, args, results, methods):
                     ax.plot([p[0] for p in pts], [p[1] for p in pts],
                             styles.get(m, "x-"), label=m)
             ax.set_xscale("log", base=2)
-            ns = sorted({r["cfg"]["n"] for r in rows})
             ax.set_xticks(ns)
             ax.set_xticklabels([f"{n // 1024}k" if n % 1024 == 0 else str(n)
                                 for n in ns])
@@ -611,7 +640,30 @@ def write_plot(path, args, results, methods):
 # Main
 # ---------------------------------------------------------------------------
 
+def write_outputs(stem, args, info, results, meta):
+    methods = args.methods
+    write_markdown(stem + ".md", args, info, results, meta, methods)
+    plotted = write_plot(stem + ".png", args, results, methods)
+    return plotted
+
+
+def replot(path):
+    """Rewrites NAME.md and NAME.png next to NAME.json from its contents."""
+    with open(path) as f:
+        data = json.load(f)
+    args = argparse.Namespace(**data["args"])
+    stem = os.path.splitext(path)[0]
+    write_outputs(stem, args, data["machine"], data["results"], data["meta"])
+    print(f"run_bench: rewrote {stem}.md and {stem}.png", file=sys.stderr)
+    return 0
+
+
 def main(argv):
+    if argv[:1] == ["--replot"]:
+        if len(argv) != 2:
+            print("usage: run_bench.py --replot RESULTS.json", file=sys.stderr)
+            return 2
+        return replot(argv[1])
     args = parse_args(argv)
     cfgs = make_configs(args)
     methods = args.methods
@@ -632,6 +684,7 @@ def main(argv):
     # (method, d, causal) -> n at which the method ran out of time: larger n
     # are skipped, which bounds the run when a method is far too slow.
     gave_up = {}
+    last_ok = {}     # (method, d, causal) -> (cfg, median ms) at the last n
     tmpdir = tempfile.mkdtemp(prefix="rope-bench-")
     try:
         for idx, cfg in enumerate(cfgs, 1):
@@ -657,7 +710,12 @@ def main(argv):
                 elif m == "ropeattn":
                     res = bench_ropeattn(cfg, args, tmpdir, timeout)
                 else:
-                    res = bench_jax(cfg, args)
+                    prev = last_ok.get(key)
+                    pred = (None if prev is None else prev[1] * 1e-3 *
+                            (cfg["n"] * cfg["m"]) / (prev[0]["n"] * prev[0]["m"]))
+                    res = bench_jax(cfg, args, pred)
+                if res.get("status") == "ok":
+                    last_ok[key] = (cfg, res["ms"])
                 if res.get("status") == "timeout":
                     gave_up[key] = cfg["n"]
                 if res.get("status") == "ok":
@@ -683,13 +741,17 @@ def main(argv):
     elapsed = time.monotonic() - t_start
     load_after = os.getloadavg()[0]
     stem = os.path.join(args.out_dir, args.name)
-    write_markdown(stem + ".md", args, info, results, started, load_before,
-                   load_after, elapsed, methods)
+    env = run_env(args)
+    meta = dict(command=command_line(), started=started.isoformat(),
+                elapsed_s=elapsed, load_before=load_before,
+                load_after=load_after,
+                threads=f"OMP_NUM_THREADS="
+                        f"{env.get('OMP_NUM_THREADS', 'unset (all cores)')}; "
+                        f"GOMP_SPINCOUNT={env.get('GOMP_SPINCOUNT', 'unset')}")
     with open(stem + ".json", "w") as f:
-        json.dump({"args": {k: v for k, v in vars(args).items()},
-                   "machine": info, "started": started.isoformat(),
-                   "elapsed_s": elapsed, "results": results}, f, indent=1)
-    plotted = write_plot(stem + ".png", args, results, methods)
+        json.dump({"args": vars(args), "machine": info, "meta": meta,
+                   "results": results}, f, indent=1)
+    plotted = write_outputs(stem, args, info, results, meta)
     print(f"run_bench: wrote {stem}.md, {stem}.json"
           + (f", {stem}.png" if plotted else "")
           + f" in {elapsed / 60:.1f} min", file=sys.stderr)
