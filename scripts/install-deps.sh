@@ -5,7 +5,7 @@ set -euo pipefail
 
 APT_PKGS=(
   llvm-22-dev libmlir-22-dev mlir-22-tools llvm-22-tools
-  clang-format-22 libomp-22-dev libopenblas-dev libfftw3-dev
+  clang-format-22 libomp-22-dev libopenblas-dev libfftw3-dev libgtest-dev
   ninja-build cmake g++ python3 python3-venv
 )
 

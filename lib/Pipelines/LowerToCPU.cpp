@@ -23,6 +23,14 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   pm.addPass(ropeattn::createRopeAttnExportABI());
   pm.addPass(createCanonicalizerPass());
   pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnPrerotate());
+  ropeattn::RopeAttnExpandPolynomialOptions poly;
+  poly.familyName = options.family;
+  poly.epsilon = options.epsilon;
+  poly.maxDegree = options.maxDegree;
+  poly.maxRank = options.maxRank;
+  poly.chunk = options.polyChunk;
+  pm.addNestedPass<func::FuncOp>(
+      ropeattn::createRopeAttnExpandPolynomial(poly));
   ropeattn::ConvertRopeAttnToLinalgOptions lowering;
   lowering.blockQ = options.blockQ;
   lowering.blockK = options.blockK;

@@ -26,6 +26,26 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<int64_t> blockK{
       *this, "block-k", llvm::cl::desc("Key rows per attention block"),
       llvm::cl::init(256)};
+  PassOptions::Option<std::string> family{
+      *this, "family",
+      llvm::cl::desc("Polynomial method: taylor, chebyshev or minimax"),
+      llvm::cl::init("minimax")};
+  PassOptions::Option<double> epsilon{
+      *this, "epsilon",
+      llvm::cl::desc("Polynomial method: bound on the relative error of each "
+                     "attention weight"),
+      llvm::cl::init(1e-3)};
+  PassOptions::Option<int64_t> maxDegree{
+      *this, "max-degree",
+      llvm::cl::desc("Polynomial method: largest degree considered"),
+      llvm::cl::init(6)};
+  PassOptions::Option<int64_t> maxRank{
+      *this, "max-rank",
+      llvm::cl::desc("Polynomial method: largest feature rank C(D+g, g)"),
+      llvm::cl::init(32768)};
+  PassOptions::Option<int64_t> polyChunk{
+      *this, "poly-chunk", llvm::cl::desc("Polynomial method: rows per chunk"),
+      llvm::cl::init(256)};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),

@@ -183,3 +183,12 @@ func.func @poly_features_degenerate(%x: tensor<5x7xf16>, %y: tensor<5x0xf32>) ->
   %1 = ropeattn.poly_features %y coefficients [1.0, 1.0, 1.0] side query scale(-2.0) : tensor<5x0xf32> -> tensor<5x1xf32>
   return %0, %1 : tensor<5x1xf32>, tensor<5x1xf32>
 }
+
+// Coefficients print exactly (shortest round-trip form), so a polynomial and
+// its certified bound survive a round trip through text.
+// CHECK-LABEL: func @poly_features_exact_coefficients
+// CHECK: coefficients [1.000000e+00, 0.16666666666666666, 0.1000000000000001]
+func.func @poly_features_exact_coefficients(%x: tensor<4x2xf32>) -> tensor<4x6xf32> {
+  %p = ropeattn.poly_features %x coefficients [1.0, 0.16666666666666666, 0.1000000000000001] side key : tensor<4x2xf32> -> tensor<4x6xf32>
+  return %p : tensor<4x6xf32>
+}

@@ -582,6 +582,32 @@ LogicalResult PolyFeaturesOp::verify() {
                       getAccumulationType(type.getElementType()));
 }
 
+/// `[c0, c1, ...]` printed exactly (shortest round-trip form of each double):
+/// the stripped DenseF64ArrayAttr form rounds to 7 digits, which would change
+/// the polynomial, and its certified bound, on a round trip through text.
+static ParseResult parseExactF64Array(OpAsmParser &parser,
+                                      DenseF64ArrayAttr &attr) {
+  SmallVector<double> values;
+  if (parser.parseCommaSeparatedList(OpAsmParser::Delimiter::Square, [&] {
+        double v;
+        if (parser.parseFloat(v))
+          return failure();
+        values.push_back(v);
+        return success();
+      }))
+    return failure();
+  attr = DenseF64ArrayAttr::get(parser.getContext(), values);
+  return success();
+}
+
+static void printExactF64Array(OpAsmPrinter &printer, Operation *,
+                               DenseF64ArrayAttr attr) {
+  printer << "[";
+  llvm::interleaveComma(attr.asArrayRef(), printer,
+                        [&](double v) { printer.printFloat(APFloat(v)); });
+  printer << "]";
+}
+
 /// `side query|key`: the bare keyword (an enum attribute printed directly
 /// would get a second leading space).
 static ParseResult parsePolySide(OpAsmParser &parser, PolySideAttr &side) {

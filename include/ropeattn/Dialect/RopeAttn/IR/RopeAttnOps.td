@@ -324,7 +324,7 @@ def RopeAttn_PolyFeaturesOp : RopeAttn_Op<"poly_features", [Pure]> {
   );
   let results = (outs RopeAttn_FloatTensor:$result);
   let assemblyFormat = [{
-    $input `coefficients` $coefficients `side` custom<PolySide>($side)
+    $input `coefficients` custom<ExactF64Array>($coefficients) `side` custom<PolySide>($side)
     (`scale` `(` $scale^ `)`)?
     attr-dict `:` type($input) `->` type($result)
   }];

@@ -48,4 +48,62 @@ def RopeAttnPrerotate : Pass<"ropeattn-prerotate"> {
   let dependentDialects = ["::mlir::ropeattn::RopeAttnDialect"];
 }
 
+def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
+  let summary = "polynomial-method attention with a run-time certificate";
+  let description = [{
+    Rewrites every `ropeattn.attention` with `method polynomial` (f32/f64,
+    static shapes, RoPE already pre-rotated, no bias) into the polynomial
+    method: e^ℓ ≈ p_g(ℓ) = ⟨φ_Q(q̃), φ_K(k̃)⟩ with `ropeattn.poly_features`
+    of rank C(D + g, g), Taylor coefficients of even degree g (positive
+    everywhere), two matmuls per chunk and a normalization (non-causal), or a
+    chunked prefix scan whose partially visible chunks use exact exponentials
+    (causal). See docs/Polynomial.md.
+
+    The degree is chosen at run time: the generated code computes
+    β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (O((N + M)·D)), evaluates the proven
+    bound δ(g, β̂) = e^β̂·β̂^(g+1)/(g+1)! for each candidate degree, and runs
+    the least degree with δ ≤ `epsilon`; when none qualifies it runs the
+    exact method (an `scf.index_switch`; both paths are compiled). The output
+    then satisfies |Õ − O| ≤ 2δ/(1 − δ)·max|v|.
+
+    Candidate degrees are 2, 4, …, `max-degree`, cut where the feature rank
+    exceeds `max-rank` or the prefix states exceed `max-state-mib`; if no
+    degree fits, or the op has a bias, fused RoPE, f16/bf16 types or dynamic
+    shapes, the op gets `method exact` and a remark says why.
+
+    ```mlir
+    %o = ropeattn.attention %q, %k, %v method polynomial : (...) -> ...
+    // becomes
+    %beta = ... max‖q‖·max‖k‖·|s| ...
+    %sel = arith.select %ok2, %c0, (arith.select %ok4, %c1, %c2)
+    %o = scf.index_switch %sel -> tensor<...>
+    case 0 { ... ropeattn.poly_features ... coefficients [1.0, 1.0, 0.5] ... }
+    case 1 { ... degree 4 ... }
+    default { %e = ropeattn.attention %q, %k, %v method exact ... }
+    ```
+  }];
+  let options = [
+    Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
+           "polynomial family: taylor, chebyshev or minimax">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-3",
+           "bound on the relative error δ of every attention weight">,
+    Option<"maxDegree", "max-degree", "int64_t", /*default=*/"6",
+           "largest polynomial degree considered">,
+    Option<"maxRank", "max-rank", "int64_t", /*default=*/"32768",
+           "largest feature rank C(D + g, g) allowed">,
+    Option<"maxStateMib", "max-state-mib", "int64_t", /*default=*/"1024",
+           "memory budget of the prefix states, MiB">,
+    Option<"chunk", "chunk", "int64_t", /*default=*/"256",
+           "rows per chunk of the feature computation and causal scan">,
+  ];
+  let dependentDialects = [
+    "::mlir::ropeattn::RopeAttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_TRANSFORMS_PASSES_TD

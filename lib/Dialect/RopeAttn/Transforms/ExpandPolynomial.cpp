@@ -1,0 +1,626 @@
+//===- ExpandPolynomial.cpp - polynomial-method attention -----------------===//
+//
+// Part of the ropeattn project.
+//
+// Rewrites `ropeattn.attention ... method polynomial` into the polynomial
+// method of Alman & Song with a run-time certificate and an exact fallback
+// (docs/Polynomial.md, docs/Spec.md §10):
+//
+//   β̂ = |s|·max_i ‖q_i‖·max_j ‖k_j‖ (RoPE preserves norms: computed on q, k)
+//   g  = least candidate degree with δ(g, β̂) ≤ ε, else the exact path
+//   e^{ℓ} ≈ p_g(ℓ) = ⟨φ_Q(q̃_i), φ_K(k̃_j)⟩ (ropeattn.poly_features)
+//
+// Non-causal: KV = Σ_j φ_K(k̃_j) ⊗ [v_j | 1], Nm_i = φ_Q(q̃_i)·KV.
+// Causal: keys in chunks of C; per-chunk contributions (parallel), an
+// exclusive prefix scan over chunks, then per query chunk the prefix state of
+// the fully visible key chunks plus the exact exponentials of the (at most
+// two) partially visible chunks. O = Nm[:, :Dv] / Nm[:, Dv], lse = log Nm[:,
+// Dv].
+//
+//===----------------------------------------------------------------------===//
+
+#include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
+
+#include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/PatternMatch.h"
+#include "mlir/Transforms/GreedyPatternRewriteDriver.h"
+
+#include <cmath>
+#include <limits>
+
+namespace mlir {
+namespace ropeattn {
+#define GEN_PASS_DEF_ROPEATTNEXPANDPOLYNOMIAL
+#include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h.inc"
+} // namespace ropeattn
+} // namespace mlir
+
+using namespace mlir;
+using namespace mlir::ropeattn;
+
+namespace {
+
+using utils::IteratorType;
+constexpr IteratorType kPar = IteratorType::parallel;
+constexpr IteratorType kRed = IteratorType::reduction;
+
+//===----------------------------------------------------------------------===//
+// Builders
+//===----------------------------------------------------------------------===//
+
+struct B {
+  OpBuilder &b;
+  Location loc;
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value flt(Type t, double v) {
+    return arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, v));
+  }
+  Value empty(ArrayRef<OpFoldResult> shape, Type t) {
+    return tensor::EmptyOp::create(b, loc, shape, t);
+  }
+  Value filled(ArrayRef<OpFoldResult> shape, Type t, double v) {
+    return linalg::FillOp::create(b, loc, flt(t, v), empty(shape, t))
+        .getResult(0);
+  }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
+
+  Value slice(Value src, ArrayRef<OpFoldResult> offsets,
+              ArrayRef<OpFoldResult> sizes, unsigned drop) {
+    auto srcType = cast<RankedTensorType>(src.getType());
+    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
+    SmallVector<int64_t> shape;
+    for (OpFoldResult s : sizes.drop_front(drop)) {
+      std::optional<int64_t> c = getConstantIntValue(s);
+      shape.push_back(c ? *c : ShapedType::kDynamic);
+    }
+    return tensor::ExtractSliceOp::create(
+        b, loc, RankedTensorType::get(shape, srcType.getElementType()), src,
+        offsets, sizes, strides);
+  }
+  Value insert(Value src, Value dest, ArrayRef<OpFoldResult> offsets,
+               ArrayRef<OpFoldResult> sizes) {
+    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
+    return tensor::InsertSliceOp::create(b, loc, src, dest, offsets, sizes,
+                                         strides);
+  }
+  Value generic(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
+                ArrayRef<IteratorType> iters,
+                function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+    return linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(), ins,
+                                     outs, maps, iters, body)
+        .getResult(0);
+  }
+  Value matmul(Value x, Value y, Value c, ArrayRef<AffineMap> maps) {
+    SmallVector<Attribute> attrs;
+    for (AffineMap m : maps)
+      attrs.push_back(AffineMapAttr::get(m));
+    NamedAttribute mapsAttr(b.getStringAttr("indexing_maps"),
+                            b.getArrayAttr(attrs));
+    return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
+                                    ValueRange{x, y}, ValueRange{c},
+                                    ArrayRef<NamedAttribute>{mapsAttr})
+        .getResult(0);
+  }
+};
+
+AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
+  SmallVector<AffineExpr> e;
+  for (unsigned r : res)
+    e.push_back(getAffineDimExpr(r, ctx));
+  return AffineMap::get(dims, 0, e, ctx);
+}
+
+/// [B.., H, X, Y] → [B..·H, X, Y].
+Value collapse3(B &bb, Value t) {
+  auto type = cast<RankedTensorType>(t.getType());
+  int64_t rank = type.getRank();
+  if (rank == 3)
+    return t;
+  SmallVector<ReassociationIndices> re;
+  ReassociationIndices first;
+  for (int64_t i = 0; i < rank - 2; ++i)
+    first.push_back(i);
+  re.push_back(first);
+  re.push_back({rank - 2});
+  re.push_back({rank - 1});
+  return tensor::CollapseShapeOp::create(bb.b, bb.loc, t, re);
+}
+
+Value expandTo(B &bb, Value t, RankedTensorType type) {
+  int64_t rank = type.getRank();
+  int64_t tr = cast<RankedTensorType>(t.getType()).getRank();
+  if (rank == tr)
+    return t;
+  SmallVector<ReassociationIndices> re;
+  ReassociationIndices first;
+  for (int64_t i = 0; i <= rank - tr; ++i)
+    first.push_back(i);
+  re.push_back(first);
+  for (int64_t i = rank - tr + 1; i < rank; ++i)
+    re.push_back({i});
+  return tensor::ExpandShapeOp::create(bb.b, bb.loc, type, t, re);
+}
+
+/// max over all rows of Σ_d x² for x : [P, N, D] → a 0-d tensor.
+Value maxSquaredNorm(B &bb, Value x, Type t) {
+  MLIRContext *ctx = bb.b.getContext();
+  Value init = bb.filled({}, t, 0.0);
+  // Σ_d first (per row), then max: one generic would mix max and sum, so two.
+  auto type = cast<RankedTensorType>(x.getType());
+  Value rowsInit = bb.filled({bb.b.getIndexAttr(type.getDimSize(0)),
+                              bb.b.getIndexAttr(type.getDimSize(1))},
+                             t, 0.0);
+  Value sq = bb.generic(
+      x, rowsInit, {amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1})},
+      {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
+        Value m = arith::MulFOp::create(b, loc, a[0], a[0]);
+        linalg::YieldOp::create(
+            b, loc, arith::AddFOp::create(b, loc, m, a[1]).getResult());
+      });
+  return bb.generic(
+      sq, init, {amap(ctx, 2, {0, 1}), AffineMap::get(2, 0, ctx)}, {kRed, kRed},
+      [&](OpBuilder &b, Location loc, ValueRange a) {
+        linalg::YieldOp::create(
+            b, loc, arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
+      });
+}
+
+} // namespace
+
+namespace {
+
+/// What the pattern needs to know of one attention op.
+struct Shape {
+  int64_t batch, hq, hk, group, n, m, d, dv, bhq, bhk;
+  bool causal;
+  double scale;
+  Type t;
+  int64_t shift() const { return m - n; }
+};
+
+/// φ(x) for x : [rows, D] in T, through ropeattn.poly_features.
+Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
+               double scale, int64_t rank) {
+  auto xt = cast<RankedTensorType>(x.getType());
+  auto type =
+      RankedTensorType::get({xt.getDimSize(0), rank}, xt.getElementType());
+  return PolyFeaturesOp::create(
+      bb.b, bb.loc, type, x, bb.b.getDenseF64ArrayAttr(coeffs),
+      PolySideAttr::get(bb.b.getContext(), side), bb.b.getF64FloatAttr(scale));
+}
+
+/// The polynomial forward for one degree: returns o [BHq, N, Dv] and lse
+/// [BHq, N] in T. q, k, v are [BH, ·, ·] in T (already rotated).
+std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
+                                         Value k, Value v, ArrayRef<double> c,
+                                         int64_t chunk) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  int64_t g = c.size() - 1;
+  int64_t r = poly::featureRank(sh.d, g);
+  int64_t w = sh.dv + 1;
+  int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
+  int64_t nq = (sh.n + chunk - 1) / chunk;
+
+  // U = [v | 1] : [BHk, M, Dv + 1].
+  Value u = bb.filled({ia(sh.bhk), ia(sh.m), ia(w)}, sh.t, 1.0);
+  u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
+
+  // Phase 1: per key chunk c, state[u, c + 1] = Φ_K(k_c)ᵀ·U_c (slot 0 = 0).
+  Value states = bb.filled({ia(sh.bhk), ia(nk + 1), ia(r), ia(w)}, sh.t, 0.0);
+  auto p1 =
+      scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk), ia(nk)},
+                            ValueRange{states}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(p1.getBody());
+    Value uu = p1.getInductionVar(0), cc = p1.getInductionVar(1);
+    Value j0 = bb.mul(cc, bb.idx(chunk));
+    Value len = bb.min(bb.idx(chunk), bb.sub(bb.idx(sh.m), j0));
+    Value kc = bb.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
+    Value uc = bb.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
+    Value phi = features(bb, kc, c, PolySide::Key, sh.scale, r);
+    Value acc = bb.filled({ia(r), ia(w)}, sh.t, 0.0);
+    // acc(a, w) += Σ_j Φ(j, a)·U(j, w): maps over (a, w, j).
+    acc = bb.matmul(
+        phi, uc, acc,
+        {amap(ctx, 3, {2, 0}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+    Value slot = bb.add(cc, bb.idx(1));
+    b.setInsertionPointToStart(p1.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, acc, p1.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, slot, zero, zero},
+        ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
+  }
+  states = p1.getResult(0);
+
+  // Phase 2: inclusive prefix sums over the slots, so that slot c holds the
+  // sum of the first c chunks (sequential over chunks, parallel over heads).
+  auto p2 = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk)},
+                                  ValueRange{states}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(p2.getBody());
+    Value uu = p2.getInductionVar(0);
+    Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
+                          {one, ia(nk + 1), ia(r), ia(w)}, 1);
+    auto scan = scf::ForOp::create(
+        b, loc, bb.idx(1), bb.idx(nk + 1), bb.idx(1), ValueRange{mine},
+        [&](OpBuilder &sb, Location sl, Value cc, ValueRange it) {
+          B s{sb, sl};
+          Value prev = s.slice(it[0], {s.sub(cc, s.idx(1)), zero, zero},
+                               {one, ia(r), ia(w)}, 1);
+          Value cur = s.slice(it[0], {cc, zero, zero}, {one, ia(r), ia(w)}, 1);
+          Value sum = s.generic(
+              prev, cur, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})},
+              {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+                linalg::YieldOp::create(
+                    b2, l2,
+                    arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
+              });
+          Value next =
+              s.insert(sum, it[0], {cc, zero, zero}, {one, ia(r), ia(w)});
+          scf::YieldOp::create(sb, sl, next);
+        });
+    b.setInsertionPointToStart(p2.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, zero, zero, zero},
+        ArrayRef<OpFoldResult>{one, ia(nk + 1), ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
+  }
+  states = p2.getResult(0);
+
+  // Phase 3: per (query head, query chunk).
+  Value oInit = bb.empty({ia(sh.bhq), ia(sh.n), ia(sh.dv)}, sh.t);
+  Value lInit = bb.empty({ia(sh.bhq), ia(sh.n)}, sh.t);
+  auto p3 = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{ia(sh.bhq), ia(std::max<int64_t>(nq, 1))},
+      ValueRange{oInit, lInit}, std::nullopt);
+  OpBuilder::InsertionGuard guard(b);
+  b.setInsertionPointToStart(p3.getBody());
+  Value bh = p3.getInductionVar(0), qc = p3.getInductionVar(1);
+  Value i0 = bb.mul(qc, bb.idx(chunk));
+  Value rows = bb.min(bb.idx(chunk), bb.sub(bb.idx(sh.n), i0));
+  Value kvh = bb.add(bb.mul(bb.div(bh, bb.idx(sh.hq)), bb.idx(sh.hk)),
+                     bb.div(bb.rem(bh, bb.idx(sh.hq)), bb.idx(sh.group)));
+  Value qt = bb.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
+  Value phiQ = features(bb, qt, c, PolySide::Query, sh.scale, r);
+  // Fully visible key chunks: all of them, or (causal) the cf = ⌊(i0 + M − N
+  // + 1)/C⌋ chunks whose last key is visible from the chunk's first row.
+  Value cf = bb.idx(nk);
+  if (sh.causal) {
+    Value lim = bb.max(bb.add(i0, bb.idx(sh.shift() + 1)), bb.idx(0));
+    cf = bb.min(bb.div(lim, bb.idx(chunk)), bb.idx(nk));
+  }
+  Value state =
+      bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
+  Value nm = bb.filled({rows, ia(w)}, sh.t, 0.0);
+  nm = bb.matmul(
+      phiQ, state, nm,
+      {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+  if (sh.causal) {
+    // Exact exponentials for the partially visible keys [cf·C, kEnd).
+    Value kStart = bb.min(bb.mul(cf, bb.idx(chunk)), bb.idx(sh.m));
+    Value kEnd = bb.max(
+        bb.min(bb.add(bb.add(i0, rows), bb.idx(sh.shift())), bb.idx(sh.m)),
+        kStart);
+    Value cols = bb.sub(kEnd, kStart);
+    Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
+    Value ul = bb.slice(u, {kvh, kStart, zero}, {one, cols, ia(w)}, 1);
+    Value s = bb.filled({rows, cols}, sh.t, 0.0);
+    s = bb.matmul(
+        qt, kl, s,
+        {amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}), amap(ctx, 3, {0, 1})});
+    double scale = sh.scale;
+    Value e = bb.generic(
+        ValueRange{}, s, {amap(ctx, 2, {0, 1})}, {kPar, kPar},
+        [&](OpBuilder &b2, Location l2, ValueRange a) {
+          Value ri = linalg::IndexOp::create(b2, l2, 0);
+          Value ci = linalg::IndexOp::create(b2, l2, 1);
+          Value i = arith::AddIOp::create(b2, l2, ri, i0);
+          Value j = arith::AddIOp::create(b2, l2, ci, kStart);
+          Value lim = arith::AddIOp::create(
+              b2, l2, i, arith::ConstantIndexOp::create(b2, l2, sh.shift()));
+          Value hidden =
+              arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sgt, j, lim);
+          Value sv = arith::MulFOp::create(
+              b2, l2, a[0],
+              arith::ConstantOp::create(b2, l2, sh.t,
+                                        b2.getFloatAttr(sh.t, scale)));
+          Value ex = math::ExpOp::create(b2, l2, sv);
+          Value z = arith::ConstantOp::create(b2, l2, sh.t,
+                                              b2.getFloatAttr(sh.t, 0.0));
+          linalg::YieldOp::create(
+              b2, l2,
+              arith::SelectOp::create(b2, l2, hidden, z, ex).getResult());
+        });
+    nm = bb.matmul(
+        e, ul, nm,
+        {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+  }
+  // O = Nm[:, :Dv] / Nm[:, Dv] and lse = log Nm[:, Dv] (0 / −∞ on empty rows).
+  Value den = bb.slice(nm, {zero, ia(sh.dv)}, {rows, one}, 0);
+  Value denFlat = tensor::CollapseShapeOp::create(
+      b, loc, den, ArrayRef<ReassociationIndices>{{0, 1}});
+  Value num = bb.slice(nm, {zero, zero}, {rows, ia(sh.dv)}, 0);
+  Value oT = bb.generic(
+      ValueRange{num, denFlat}, bb.empty({rows, ia(sh.dv)}, sh.t),
+      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
+      {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value z =
+            arith::ConstantOp::create(b2, l2, sh.t, b2.getFloatAttr(sh.t, 0.0));
+        Value isZero =
+            arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ, a[1], z);
+        Value qv = arith::DivFOp::create(b2, l2, a[0], a[1]);
+        linalg::YieldOp::create(
+            b2, l2, arith::SelectOp::create(b2, l2, isZero, z, qv).getResult());
+      });
+  Value lT = bb.generic(
+      denFlat, bb.empty({rows}, sh.t), {amap(ctx, 1, {0}), amap(ctx, 1, {0})},
+      {kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value z =
+            arith::ConstantOp::create(b2, l2, sh.t, b2.getFloatAttr(sh.t, 0.0));
+        Value ninf = arith::ConstantOp::create(
+            b2, l2, sh.t,
+            b2.getFloatAttr(sh.t, -std::numeric_limits<double>::infinity()));
+        Value isZero =
+            arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ, a[0], z);
+        Value lg = math::LogOp::create(b2, l2, a[0]);
+        linalg::YieldOp::create(
+            b2, l2,
+            arith::SelectOp::create(b2, l2, isZero, ninf, lg).getResult());
+      });
+  b.setInsertionPointToStart(p3.getTerminator().getBody());
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, oT, p3.getRegionIterArgs()[0],
+      ArrayRef<OpFoldResult>{bh, i0, zero},
+      ArrayRef<OpFoldResult>{one, rows, ia(sh.dv)},
+      ArrayRef<OpFoldResult>{one, one, one});
+  tensor::ParallelInsertSliceOp::create(
+      b, loc, lT, p3.getRegionIterArgs()[1], ArrayRef<OpFoldResult>{bh, i0},
+      ArrayRef<OpFoldResult>{one, rows}, ArrayRef<OpFoldResult>{one, one});
+  return {p3.getResult(0), p3.getResult(1)};
+}
+
+} // namespace
+
+namespace {
+
+/// One compiled degree: valid for every β̂ ≤ betaMax with proven weight
+/// error ≤ delta (docs/Polynomial.md).
+struct Candidate {
+  int64_t degree;
+  double betaMax, delta;
+  SmallVector<double> coeffs;
+};
+
+struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
+  ExpandPolynomialAttention(MLIRContext *ctx, poly::Family family,
+                            double epsilon, int64_t maxDegree, int64_t maxRank,
+                            int64_t maxStateBytes, int64_t chunk)
+      : OpRewritePattern(ctx), family(family), epsilon(epsilon),
+        maxDegree(maxDegree), maxRank(maxRank), maxStateBytes(maxStateBytes),
+        chunk(chunk) {}
+
+  /// The largest logit range of degree g whose proven bound meets ε: Taylor
+  /// in closed form, the fitted families on the grid 2^(k/2), k = −8..6.
+  std::optional<Candidate> candidateFor(int64_t g) const {
+    auto make = [&](const poly::ExpApprox &a) -> std::optional<Candidate> {
+      if (!a.positive || !(a.delta <= epsilon) || a.coeffs.empty())
+        return std::nullopt;
+      return Candidate{g, a.beta, a.delta,
+                       SmallVector<double>(a.coeffs.begin(), a.coeffs.end())};
+    };
+    if (family == poly::Family::Taylor) {
+      double b = poly::taylorBetaLimit(g, epsilon);
+      if (!(b > 0))
+        return std::nullopt;
+      return make(poly::taylor(g, std::min(b, 8.0)));
+    }
+    for (int k = 6; k >= -8; --k) {
+      double b = std::pow(2.0, k / 2.0);
+      if (auto c = make(poly::approximate(family, g, b)))
+        return c;
+    }
+    return std::nullopt;
+  }
+
+  /// Falls back to the exact method, saying why in a remark.
+  LogicalResult decline(AttentionOp op, PatternRewriter &rewriter,
+                        const Twine &why) const {
+    op.emitRemark("ropeattn-expand-polynomial: exact path: ") << why;
+    rewriter.modifyOpInPlace(op, [&] {
+      op.setMethodAttr(MethodAttr::get(op.getContext(), Method::Exact));
+    });
+    return success();
+  }
+
+  LogicalResult matchAndRewrite(AttentionOp op,
+                                PatternRewriter &rewriter) const override {
+    if (op.getMethodOrDefault() != Method::Polynomial)
+      return rewriter.notifyMatchFailure(op, "not the polynomial method");
+    RankedTensorType qType = op.getQuery().getType();
+    RankedTensorType kType = op.getKey().getType();
+    RankedTensorType vType = op.getValue().getType();
+    if (op.getBias())
+      return decline(op, rewriter,
+                     "a relative bias needs the Toeplitz method (the bias "
+                     "does not factor through the features)");
+    if (op.getRopeAttr())
+      return decline(op, rewriter,
+                     "fused RoPE is still present (run ropeattn-prerotate "
+                     "first; f16/bf16 keep it fused)");
+    Type t = qType.getElementType();
+    if (!t.isF32() && !t.isF64())
+      return decline(op, rewriter, "only f32 and f64 are supported yet");
+    for (auto ty : {qType, kType, vType})
+      if (!ty.hasStaticShape())
+        return decline(op, rewriter, "dynamic shapes");
+    int64_t rank = qType.getRank();
+    Shape sh;
+    sh.hq = qType.getDimSize(rank - 3);
+    sh.hk = kType.getDimSize(rank - 3);
+    sh.group = sh.hq / sh.hk;
+    sh.n = qType.getDimSize(rank - 2);
+    sh.m = kType.getDimSize(rank - 2);
+    sh.d = qType.getDimSize(rank - 1);
+    sh.dv = vType.getDimSize(rank - 1);
+    sh.batch = 1;
+    for (int64_t i = 0; i < rank - 3; ++i)
+      sh.batch *= qType.getDimSize(i);
+    sh.bhq = sh.batch * sh.hq;
+    sh.bhk = sh.batch * sh.hk;
+    sh.causal = op.getCausal();
+    sh.scale = op.getScaleOrDefault();
+    sh.t = t;
+    if (sh.n == 0 || sh.m == 0 || sh.bhq == 0)
+      return decline(op, rewriter, "an empty problem");
+
+    // Candidates: each degree within the budgets, with the largest β (on a
+    // geometric grid, or Taylor's closed form) for which the family's proven
+    // bound meets ε, and the coefficients fitted on [−β, β].
+    int64_t bytes = t.getIntOrFloatBitWidth() / 8;
+    int64_t nk = (sh.m + chunk - 1) / chunk;
+    SmallVector<Candidate> cands;
+    std::string why = "no degree ≤ max-degree meets epsilon for any logit "
+                      "range";
+    for (int64_t g = 1; g <= maxDegree; ++g) {
+      if (family == poly::Family::Taylor && g % 2 != 0)
+        continue; // odd Taylor polynomials are not positive everywhere
+      int64_t r = poly::featureRank(sh.d, g);
+      long double state =
+          (long double)sh.bhk * (nk + 1) * r * (sh.dv + 1) * bytes;
+      if (r > maxRank) {
+        if (cands.empty())
+          why = ("feature rank C(D + g, g) = " + Twine(r) +
+                 " for D = " + Twine(sh.d) + ", g = " + Twine(g) +
+                 " exceeds max-rank = " + Twine(maxRank))
+                    .str();
+        break;
+      }
+      if (state > (long double)maxStateBytes) {
+        if (cands.empty())
+          why =
+              ("the prefix states need " + Twine((int64_t)(state / (1 << 20))) +
+               " MiB at degree " + Twine(g) +
+               ", over max-state-mib = " + Twine(maxStateBytes >> 20))
+                  .str();
+        break;
+      }
+      if (std::optional<Candidate> c = candidateFor(g))
+        cands.push_back(*c);
+    }
+    if (cands.empty())
+      return decline(op, rewriter, why);
+
+    MLIRContext *ctx = rewriter.getContext();
+    Location loc = op.getLoc();
+    B bb{rewriter, loc};
+    Value q = collapse3(bb, op.getQuery());
+    Value k = collapse3(bb, op.getKey());
+    Value v = collapse3(bb, op.getValue());
+
+    // Certificate: β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (Cauchy–Schwarz; RoPE is a
+    // rotation), evaluated in f64 from the squared norms in T, enlarged by the
+    // rounding of those sums ((D + 2)·u relative each).
+    Type f64 = rewriter.getF64Type();
+    auto scalar = [&](Value sq) -> Value {
+      Value x = tensor::ExtractOp::create(rewriter, loc, sq, ValueRange{});
+      if (!t.isF64())
+        x = arith::ExtFOp::create(rewriter, loc, f64, x);
+      return math::SqrtOp::create(rewriter, loc, x);
+    };
+    double u = t.isF64() ? 0x1p-53 : 0x1p-24;
+    double slack = 1.0 + 2.0 * (sh.d + 2) * u;
+    Value beta = arith::MulFOp::create(
+        rewriter, loc,
+        arith::MulFOp::create(rewriter, loc, scalar(maxSquaredNorm(bb, q, t)),
+                              scalar(maxSquaredNorm(bb, k, t))),
+        bb.flt(f64, std::abs(sh.scale) * slack));
+    // sel = the cheapest candidate whose range covers β̂, else #candidates
+    // (the exact method).
+    Value sel = bb.idx(cands.size());
+    for (int64_t i = cands.size() - 1; i >= 0; --i) {
+      Value ok = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OLE,
+                                       beta, bb.flt(f64, cands[i].betaMax));
+      sel = arith::SelectOp::create(rewriter, loc, ok, bb.idx(i), sel);
+    }
+    SmallVector<int64_t> cases;
+    for (size_t i = 0; i < cands.size(); ++i)
+      cases.push_back(i);
+    auto sw = scf::IndexSwitchOp::create(rewriter, loc, op->getResultTypes(),
+                                         sel, cases, cases.size());
+    for (size_t i = 0; i < cands.size(); ++i) {
+      Block &blk = sw.getCaseRegions()[i].emplaceBlock();
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(&blk);
+      ArrayRef<double> coeffs = cands[i].coeffs;
+      auto [o, lse] = buildPolyForward(bb, sh, q, k, v, coeffs, chunk);
+      SmallVector<Value> results = {expandTo(bb, o, op.getOutput().getType())};
+      if (Value l = op.getLogsumexp())
+        results.push_back(
+            expandTo(bb, lse, cast<RankedTensorType>(l.getType())));
+      scf::YieldOp::create(rewriter, loc, results);
+    }
+    {
+      Block &blk = sw.getDefaultRegion().emplaceBlock();
+      OpBuilder::InsertionGuard guard(rewriter);
+      rewriter.setInsertionPointToStart(&blk);
+      auto exact = cast<AttentionOp>(rewriter.clone(*op));
+      exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
+      scf::YieldOp::create(rewriter, loc, exact->getResults());
+    }
+    rewriter.replaceOp(op, sw.getResults());
+    return success();
+  }
+
+  poly::Family family;
+  double epsilon;
+  int64_t maxDegree, maxRank, maxStateBytes, chunk;
+};
+
+struct RopeAttnExpandPolynomialPass
+    : public ropeattn::impl::RopeAttnExpandPolynomialBase<
+          RopeAttnExpandPolynomialPass> {
+  using Base::Base;
+  void runOnOperation() override {
+    if (!(epsilon > 0) || maxDegree < 2 || chunk <= 0 || maxRank <= 0) {
+      getOperation()->emitError(
+          "ropeattn-expand-polynomial: epsilon must be > 0, max-degree >= 2, "
+          "chunk and max-rank > 0");
+      return signalPassFailure();
+    }
+    std::optional<poly::Family> fam = poly::parseFamily(familyName);
+    if (!fam) {
+      getOperation()->emitError("ropeattn-expand-polynomial: unknown family '")
+          << familyName << "'; expected taylor, chebyshev or minimax";
+      return signalPassFailure();
+    }
+    RewritePatternSet patterns(&getContext());
+    patterns.add<ExpandPolynomialAttention>(&getContext(), *fam, epsilon,
+                                            maxDegree, maxRank,
+                                            maxStateMib << 20, chunk);
+    if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
+      signalPassFailure();
+  }
+};
+
+} // namespace

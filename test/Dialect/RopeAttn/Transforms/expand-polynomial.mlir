@@ -1,0 +1,82 @@
+// RUN: rope-opt %s -ropeattn-expand-polynomial="epsilon=1e-3 max-degree=4 chunk=64" -split-input-file -verify-diagnostics | FileCheck %s
+
+// Non-causal, D = 4, the default minimax family, ε = 1e-3, max-degree 4:
+// one candidate per degree g = 1..4 (ranks C(4+g, g) = 5, 15, 35, 70), each
+// fitted on the largest range [−B_g, B_g] of the grid 2^(k/2) whose proven
+// bound meets ε: B = 1/16, 1/4, 1/2, 1 (docs/Polynomial.md). The certificate
+// β̂ = |s|·max‖q‖·max‖k‖ (s = 1/√4 = 0.5, times the rounding slack
+// 1 + 2·(D + 2)·2^-24) is computed from the squared row norms; the switch runs
+// the cheapest candidate with β̂ ≤ B_g, else the exact method.
+// CHECK-LABEL: func @noncausal
+// CHECK-DAG: %[[B1:.*]] = arith.constant 6.250000e-02 : f64
+// CHECK-DAG: %[[B2:.*]] = arith.constant 2.500000e-01 : f64
+// CHECK-DAG: %[[B3:.*]] = arith.constant 5.000000e-01 : f64
+// CHECK-DAG: %[[B4:.*]] = arith.constant 1.000000e+00 : f64
+// CHECK-DAG: %[[S:.*]] = arith.constant 0.50000035762786865 : f64
+// CHECK: tensor.extract %{{.*}}[] : tensor<f32>
+// CHECK: math.sqrt
+// CHECK: %[[BETA:.*]] = arith.mulf %{{.*}}, %[[S]] : f64
+// CHECK: arith.cmpf ole, %[[BETA]], %[[B4]] : f64
+// CHECK: arith.cmpf ole, %[[BETA]], %[[B3]] : f64
+// CHECK: arith.cmpf ole, %[[BETA]], %[[B2]] : f64
+// CHECK: arith.cmpf ole, %[[BETA]], %[[B1]] : f64
+// CHECK: %[[SEL:.*]] = arith.select
+// CHECK: %[[R:.*]]:2 = scf.index_switch %[[SEL]] -> tensor<1x2x100x4xf32>, tensor<1x2x100xf32>
+// CHECK: case 0 {
+// CHECK: ropeattn.poly_features %{{.*}} coefficients [{{.*}}] side key scale(5.000000e-01) : tensor<?x4xf32> -> tensor<?x5xf32>
+// CHECK: ropeattn.poly_features %{{.*}} side query scale(5.000000e-01) : tensor<?x4xf32> -> tensor<?x5xf32>
+// CHECK: case 1 {
+// CHECK: -> tensor<?x15xf32>
+// CHECK: case 2 {
+// CHECK: -> tensor<?x35xf32>
+// CHECK: case 3 {
+// CHECK: -> tensor<?x70xf32>
+// CHECK: default {
+// CHECK: ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} method exact
+// CHECK: return %[[R]]#0, %[[R]]#1
+func.func @noncausal(%q: tensor<1x2x100x4xf32>, %k: tensor<1x1x120x4xf32>, %v: tensor<1x1x120x4xf32>) -> (tensor<1x2x100x4xf32>, tensor<1x2x100xf32>) {
+  %o, %l = ropeattn.attention %q, %k, %v method polynomial : (tensor<1x2x100x4xf32>, tensor<1x1x120x4xf32>, tensor<1x1x120x4xf32>) -> (tensor<1x2x100x4xf32>, tensor<1x2x100xf32>)
+  return %o, %l : tensor<1x2x100x4xf32>, tensor<1x2x100xf32>
+}
+
+// -----
+
+// Causal: per query chunk, the prefix state of the fully visible key chunks
+// (⌊(i0 + M − N + 1)/C⌋ of them) and exact exponentials for the rest.
+// CHECK-LABEL: func @causal
+// CHECK: case 0 {
+// CHECK: scf.forall {{.*}} in (1, 2)
+// CHECK: scf.for
+// CHECK: scf.forall {{.*}} in (1, 2)
+// CHECK: arith.divui %{{.*}}, %c64
+// CHECK: math.exp
+// CHECK: arith.select
+func.func @causal(%q: tensor<1x100x4xf32>, %k: tensor<1x100x4xf32>) -> tensor<1x100x4xf32> {
+  %o = ropeattn.attention %q, %k, %k causal method polynomial : (tensor<1x100x4xf32>, tensor<1x100x4xf32>, tensor<1x100x4xf32>) -> tensor<1x100x4xf32>
+  return %o : tensor<1x100x4xf32>
+}
+
+// -----
+
+// Declines, with the reason, and falls back to the exact method.
+// CHECK-LABEL: func @declines
+// CHECK: ropeattn.attention {{.*}} bias(%{{.*}}) method exact
+// CHECK: ropeattn.attention {{.*}} rope <> method exact
+// CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x8x32768xf32>
+// CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x8x4xbf16>
+// CHECK: ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} : (tensor<1x8x4xf32>
+func.func @declines(%q: tensor<1x8x4xf32>, %b: tensor<15xf32>, %w: tensor<1x8x32768xf32>, %h: tensor<1x8x4xbf16>) -> (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xbf16>, tensor<1x8x4xf32>) {
+  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: a relative bias needs the Toeplitz method (the bias does not factor through the features)}}
+  %0 = ropeattn.attention %q, %q, %q bias(%b) method polynomial : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>) -> tensor<1x8x4xf32>
+  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: fused RoPE is still present (run ropeattn-prerotate first; f16/bf16 keep it fused)}}
+  %1 = ropeattn.attention %q, %q, %q rope <> method polynomial : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x4xf32>
+  // D = 32768: already at g = 1 the rank C(32769, 1) exceeds max-rank.
+  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: feature rank C(D + g, g) = 32769 for D = 32768, g = 1 exceeds max-rank = 32768}}
+  %2 = ropeattn.attention %w, %w, %w method polynomial : (tensor<1x8x32768xf32>, tensor<1x8x32768xf32>, tensor<1x8x32768xf32>) -> tensor<1x8x32768xf32>
+  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: only f32 and f64 are supported yet}}
+  %3 = ropeattn.attention %h, %h, %h method polynomial : (tensor<1x8x4xbf16>, tensor<1x8x4xbf16>, tensor<1x8x4xbf16>) -> tensor<1x8x4xbf16>
+  // Not asked for: left alone.
+  %4 = ropeattn.attention %q, %q, %q : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x4xf32>
+  return %0, %1, %2, %3, %4 : tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xbf16>, tensor<1x8x4xf32>
+}
+
