@@ -138,19 +138,28 @@ struct LowerPolyFeatures : OpRewritePattern<PolyFeaturesOp> {
     SmallVector<OpFoldResult> rows =
         tensor::getMixedSizes(rewriter, loc, op.getInput());
     rows.pop_back();
-    for (int64_t i = 0; i + 1 < rank; ++i)
-      if (!ShapedType::isDynamic(resType.getDimSize(i)))
-        rows[i] = rewriter.getIndexAttr(resType.getDimSize(i));
+    for (int64_t i = 0; i + 1 < rank; ++i) {
+      // The result's size of input dim i (N is last in the transposed form).
+      int64_t size = resType.getDimSize(
+          op.getTransposed() && i == rank - 2 ? rank - 1 : i);
+      if (!ShapedType::isDynamic(size))
+        rows[i] = rewriter.getIndexAttr(size);
+    }
     auto sizesWith = [&](int64_t last) {
       SmallVector<OpFoldResult> sizes(rows);
       sizes.push_back(rewriter.getIndexAttr(last));
+      if (op.getTransposed())
+        std::swap(sizes[rank - 1], sizes[rank - 2]);
       return sizes;
     };
     AffineMap id = AffineMap::getMultiDimIdentityMap(rank, ctx);
     SmallVector<utils::IteratorType> parallel(rank,
                                               utils::IteratorType::parallel);
 
-    // x̂ = [extf(x), 1]: the input in T with a trailing column of ones.
+    bool transposed = op.getTransposed();
+    // x̂ = [extf(x), 1]: the input in T with a trailing column of ones; for
+    // the transposed layout, x̂ᵀ : [B.., D + 1, N] (feature-major), so that
+    // the innermost loop (over rows) reads contiguously and vectorizes.
     Value ext;
     if (g > 0) {
       Value empty = tensor::EmptyOp::create(rewriter, loc, sizesWith(d + 1), t);
@@ -164,9 +173,11 @@ struct LowerPolyFeatures : OpRewritePattern<PolyFeaturesOp> {
         Value slice = tensor::ExtractSliceOp::create(rewriter, loc, ext, zeros,
                                                      sizes, ones);
         Value x = op.getInput();
-        ArrayRef<int64_t> sliceShape =
-            cast<RankedTensorType>(slice.getType()).getShape();
-        if (sliceShape != inType.getShape()) // the result's static sizes
+        SmallVector<int64_t> sliceShape(
+            cast<RankedTensorType>(slice.getType()).getShape());
+        if (transposed)
+          std::swap(sliceShape[rank - 1], sliceShape[rank - 2]);
+        if (ArrayRef<int64_t>(sliceShape) != inType.getShape())
           x = tensor::CastOp::create(
               rewriter, loc,
               RankedTensorType::get(sliceShape, inType.getElementType()), x);
@@ -176,11 +187,19 @@ struct LowerPolyFeatures : OpRewritePattern<PolyFeaturesOp> {
             v = arith::ExtFOp::create(b, l, t, v);
           linalg::YieldOp::create(b, l, v);
         };
-        Value converted = linalg::GenericOp::create(
-                              rewriter, loc, TypeRange{slice.getType()},
-                              ValueRange{x}, ValueRange{slice},
-                              ArrayRef<AffineMap>{id, id}, parallel, extend)
-                              .getResult(0);
+        // Transposed: read x[z, n, c] while writing x̂ᵀ[z, c, n].
+        SmallVector<unsigned> perm;
+        for (int64_t i = 0; i < rank; ++i)
+          perm.push_back(i);
+        if (transposed)
+          std::swap(perm[rank - 1], perm[rank - 2]);
+        AffineMap readMap = AffineMap::getPermutationMap(perm, ctx);
+        Value converted =
+            linalg::GenericOp::create(rewriter, loc, TypeRange{slice.getType()},
+                                      ValueRange{x}, ValueRange{slice},
+                                      ArrayRef<AffineMap>{readMap, id},
+                                      parallel, extend)
+                .getResult(0);
         ext = tensor::InsertSliceOp::create(rewriter, loc, converted, ext,
                                             zeros, sizes, ones);
       }
@@ -211,20 +230,24 @@ struct LowerPolyFeatures : OpRewritePattern<PolyFeaturesOp> {
     ins.push_back(arith::ConstantOp::create(
         rewriter, loc, DenseElementsAttr::get(weightType, weights)));
 
-    // φ[z, n, a] = w[a] · Π_t x̂[z, n, col_t[a]].
+    // φ[z, n, a] = w[a] · Π_t x̂[z, n, col_t[a]]; transposed: φᵀ[z, a, n] =
+    // w[a] · Π_t x̂ᵀ[z, col_t[a], n].
+    unsigned featureDim = transposed ? rank - 2 : rank - 1;
     AffineMap feature =
-        AffineMap::get(rank, 0, getAffineDimExpr(rank - 1, ctx), ctx);
+        AffineMap::get(rank, 0, getAffineDimExpr(featureDim, ctx), ctx);
     SmallVector<AffineMap> maps(ins.size(), feature);
     maps.push_back(id);
     Value out = tensor::EmptyOp::create(rewriter, loc, sizesWith(*r), t);
     auto body = [&](OpBuilder &b, Location l, ValueRange a) {
       Value prod = a[g];
       SmallVector<Value> at;
-      for (int64_t i = 0; i + 1 < rank; ++i)
-        at.push_back(linalg::IndexOp::create(b, l, i));
-      at.push_back(Value());
+      for (int64_t i = 0; i < rank; ++i)
+        at.push_back(i == int64_t(featureDim)
+                         ? Value()
+                         : linalg::IndexOp::create(b, l, i).getResult());
       for (int64_t k = 0; k < g; ++k) {
-        at.back() = arith::IndexCastUIOp::create(b, l, b.getIndexType(), a[k]);
+        at[featureDim] =
+            arith::IndexCastUIOp::create(b, l, b.getIndexType(), a[k]);
         Value v = tensor::ExtractOp::create(b, l, ext, at);
         prod = arith::MulFOp::create(b, l, prod, v);
       }

@@ -111,3 +111,16 @@ func.func @too_large(%x: tensor<1x200xf32>) -> tensor<1x2872408791xf32> {
   %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 1.0, 1.0, 1.0, 1.0] side key : tensor<1x200xf32> -> tensor<1x2872408791xf32>
   return %0 : tensor<1x2872408791xf32>
 }
+
+// -----
+
+// Feature-major layout: x̂ᵀ [B.., D + 1, N] is built by a transposing generic,
+// and the feature generic iterates (z, a, n) with rows innermost.
+// CHECK-LABEL: func @transposed
+// CHECK: linalg.generic {indexing_maps = [#[[T:.*]], #{{.*}}], {{.*}} ins(%arg0 : tensor<7x3xf32>) outs(%{{.*}} : tensor<3x7xf32>)
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<10x7xf32>)
+// CHECK: tensor.extract %{{.*}}[%{{.*}}, %{{.*}}] : tensor<4x7xf32>
+func.func @transposed(%x: tensor<7x3xf32>) -> tensor<10x7xf32> {
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 0.5] side key transposed : tensor<7x3xf32> -> tensor<10x7xf32>
+  return %0 : tensor<10x7xf32>
+}

@@ -682,3 +682,11 @@ func.func @poly_side(%x: tensor<5x3xf32>) -> tensor<5x4xf32> {
   %0 = ropeattn.poly_features %x coefficients [1.0, 1.0] side both : tensor<5x3xf32> -> tensor<5x4xf32>
   return %0 : tensor<5x4xf32>
 }
+
+// -----
+
+func.func @poly_features_transposed_shape(%x: tensor<2x3xf32>) -> tensor<2x10xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features' op expected result of type 'tensor<10x2xf32>' ([B.., R, N], R = C(3 + 2, 2) = 10, accumulation type), found 'tensor<2x10xf32>'}}
+  %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 0.5] side key transposed : tensor<2x3xf32> -> tensor<2x10xf32>
+  return %0 : tensor<2x10xf32>
+}

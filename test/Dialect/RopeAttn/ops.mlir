@@ -192,3 +192,11 @@ func.func @poly_features_exact_coefficients(%x: tensor<4x2xf32>) -> tensor<4x6xf
   %p = ropeattn.poly_features %x coefficients [1.0, 0.16666666666666666, 0.1000000000000001] side key : tensor<4x2xf32> -> tensor<4x6xf32>
   return %p : tensor<4x6xf32>
 }
+
+// The feature-major layout: [B.., R, N].
+// CHECK-LABEL: func @poly_features_transposed
+// CHECK: ropeattn.poly_features %{{.*}} coefficients [1.000000e+00, 2.000000e+00] side query transposed : tensor<3x7x2xf32> -> tensor<3x3x7xf32>
+func.func @poly_features_transposed(%x: tensor<3x7x2xf32>) -> tensor<3x3x7xf32> {
+  %p = ropeattn.poly_features %x coefficients [1.0, 2.0] side query transposed : tensor<3x7x2xf32> -> tensor<3x3x7xf32>
+  return %p : tensor<3x3x7xf32>
+}

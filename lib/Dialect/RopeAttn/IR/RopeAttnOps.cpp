@@ -575,9 +575,12 @@ LogicalResult PolyFeaturesOp::verify() {
            << d << ", g = " << g;
   SmallVector<int64_t> shape(type.getShape());
   shape.back() = *r;
-  std::string text = "[B.., N, R], R = C(" + std::to_string(d) + " + " +
-                     std::to_string(g) + ", " + std::to_string(g) +
-                     ") = " + std::to_string(*r) + ", accumulation type";
+  if (getTransposed())
+    std::swap(shape[rank - 1], shape[rank - 2]);
+  std::string text =
+      std::string(getTransposed() ? "[B.., R, N]" : "[B.., N, R]") +
+      ", R = C(" + std::to_string(d) + " + " + std::to_string(g) + ", " +
+      std::to_string(g) + ") = " + std::to_string(*r) + ", accumulation type";
   return verifyTensor(*this, "result", getResult().getType(), shape, text,
                       getAccumulationType(type.getElementType()));
 }

@@ -191,15 +191,17 @@ struct Shape {
   int64_t shift() const { return m - n; }
 };
 
-/// φ(x) for x : [rows, D] in T, through ropeattn.poly_features.
+/// φ(x)ᵀ : [R, rows] for x : [rows, D] in T, through ropeattn.poly_features.
 Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
                double scale, int64_t rank) {
   auto xt = cast<RankedTensorType>(x.getType());
+  // Transposed (feature-major) layout [R, rows]: vectorizes over rows.
   auto type =
-      RankedTensorType::get({xt.getDimSize(0), rank}, xt.getElementType());
+      RankedTensorType::get({rank, xt.getDimSize(0)}, xt.getElementType());
   return PolyFeaturesOp::create(
       bb.b, bb.loc, type, x, bb.b.getDenseF64ArrayAttr(coeffs),
-      PolySideAttr::get(bb.b.getContext(), side), bb.b.getF64FloatAttr(scale));
+      PolySideAttr::get(bb.b.getContext(), side), bb.b.getF64FloatAttr(scale),
+      bb.b.getUnitAttr());
 }
 
 /// The polynomial forward for one degree: returns o [BHq, N, Dv] and lse
@@ -222,29 +224,43 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   Value u = bb.filled({ia(sh.bhk), ia(sh.m), ia(w)}, sh.t, 1.0);
   u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
 
-  // Phase 1: per key chunk c, state[u, c + 1] = Φ_K(k_c)ᵀ·U_c (slot 0 = 0).
-  Value states = bb.filled({ia(sh.bhk), ia(nk + 1), ia(r), ia(w)}, sh.t, 0.0);
-  auto p1 =
-      scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk), ia(nk)},
-                            ValueRange{states}, std::nullopt);
+  // Phase 1: the keys' contributions Φ_K(k)ᵀ·U, summed per group of chunks
+  // into slot p + 1 (slot 0 = 0). Causal: one chunk per group (the scan needs
+  // every chunk boundary); non-causal: at most 8 groups, enough parallelism
+  // without a state per chunk.
+  int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
+  int64_t per = (nk + slots - 1) / slots;
+  Value states =
+      bb.filled({ia(sh.bhk), ia(slots + 1), ia(r), ia(w)}, sh.t, 0.0);
+  auto p1 = scf::ForallOp::create(b, loc,
+                                  ArrayRef<OpFoldResult>{ia(sh.bhk), ia(slots)},
+                                  ValueRange{states}, std::nullopt);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(p1.getBody());
-    Value uu = p1.getInductionVar(0), cc = p1.getInductionVar(1);
-    Value j0 = bb.mul(cc, bb.idx(chunk));
-    Value len = bb.min(bb.idx(chunk), bb.sub(bb.idx(sh.m), j0));
-    Value kc = bb.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
-    Value uc = bb.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
-    Value phi = features(bb, kc, c, PolySide::Key, sh.scale, r);
-    Value acc = bb.filled({ia(r), ia(w)}, sh.t, 0.0);
-    // acc(a, w) += Σ_j Φ(j, a)·U(j, w): maps over (a, w, j).
-    acc = bb.matmul(
-        phi, uc, acc,
-        {amap(ctx, 3, {2, 0}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
-    Value slot = bb.add(cc, bb.idx(1));
+    Value uu = p1.getInductionVar(0), pp = p1.getInductionVar(1);
+    Value c0 = bb.mul(pp, bb.idx(per));
+    Value c1 = bb.min(bb.add(c0, bb.idx(per)), bb.idx(nk));
+    Value acc0 = bb.filled({ia(r), ia(w)}, sh.t, 0.0);
+    auto group = scf::ForOp::create(
+        b, loc, c0, c1, bb.idx(1), ValueRange{acc0},
+        [&](OpBuilder &gb, Location gl, Value cc, ValueRange it) {
+          B g{gb, gl};
+          Value j0 = g.mul(cc, g.idx(chunk));
+          Value len = g.min(g.idx(chunk), g.sub(g.idx(sh.m), j0));
+          Value kc = g.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
+          Value uc = g.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
+          Value phi = features(g, kc, c, PolySide::Key, sh.scale, r);
+          // acc(a, w) += Σ_j Φᵀ(a, j)·U(j, w): a plain matmul over (a, w, j).
+          Value acc = g.matmul(phi, uc, it[0],
+                               {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}),
+                                amap(ctx, 3, {0, 1})});
+          scf::YieldOp::create(gb, gl, acc);
+        });
+    Value slot = bb.add(pp, bb.idx(1));
     b.setInsertionPointToStart(p1.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
-        b, loc, acc, p1.getRegionIterArgs()[0],
+        b, loc, group.getResult(0), p1.getRegionIterArgs()[0],
         ArrayRef<OpFoldResult>{uu, slot, zero, zero},
         ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
         ArrayRef<OpFoldResult>{one, one, one, one});
@@ -260,9 +276,9 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
     b.setInsertionPointToStart(p2.getBody());
     Value uu = p2.getInductionVar(0);
     Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
-                          {one, ia(nk + 1), ia(r), ia(w)}, 1);
+                          {one, ia(slots + 1), ia(r), ia(w)}, 1);
     auto scan = scf::ForOp::create(
-        b, loc, bb.idx(1), bb.idx(nk + 1), bb.idx(1), ValueRange{mine},
+        b, loc, bb.idx(1), bb.idx(slots + 1), bb.idx(1), ValueRange{mine},
         [&](OpBuilder &sb, Location sl, Value cc, ValueRange it) {
           B s{sb, sl};
           Value prev = s.slice(it[0], {s.sub(cc, s.idx(1)), zero, zero},
@@ -283,7 +299,7 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
     tensor::ParallelInsertSliceOp::create(
         b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
         ArrayRef<OpFoldResult>{uu, zero, zero, zero},
-        ArrayRef<OpFoldResult>{one, ia(nk + 1), ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(r), ia(w)},
         ArrayRef<OpFoldResult>{one, one, one, one});
   }
   states = p2.getResult(0);
@@ -305,7 +321,7 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   Value phiQ = features(bb, qt, c, PolySide::Query, sh.scale, r);
   // Fully visible key chunks: all of them, or (causal) the cf = ⌊(i0 + M − N
   // + 1)/C⌋ chunks whose last key is visible from the chunk's first row.
-  Value cf = bb.idx(nk);
+  Value cf = bb.idx(slots);
   if (sh.causal) {
     Value lim = bb.max(bb.add(i0, bb.idx(sh.shift() + 1)), bb.idx(0));
     cf = bb.min(bb.div(lim, bb.idx(chunk)), bb.idx(nk));
@@ -313,9 +329,10 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   Value state =
       bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
   Value nm = bb.filled({rows, ia(w)}, sh.t, 0.0);
+  // Nm(i, w) += Σ_a Φ_Qᵀ(a, i)·S(a, w): A transposed, over (i, w, a).
   nm = bb.matmul(
       phiQ, state, nm,
-      {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+      {amap(ctx, 3, {2, 0}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
   if (sh.causal) {
     // Exact exponentials for the partially visible keys [cf·C, kEnd).
     Value kStart = bb.min(bb.mul(cf, bb.idx(chunk)), bb.idx(sh.m));
@@ -506,8 +523,9 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
       if (family == poly::Family::Taylor && g % 2 != 0)
         continue; // odd Taylor polynomials are not positive everywhere
       int64_t r = poly::featureRank(sh.d, g);
+      int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
       long double state =
-          (long double)sh.bhk * (nk + 1) * r * (sh.dv + 1) * bytes;
+          (long double)sh.bhk * (slots + 1) * r * (sh.dv + 1) * bytes;
       if (r > maxRank) {
         if (cands.empty())
           why = ("feature rank C(D + g, g) = " + Twine(r) +

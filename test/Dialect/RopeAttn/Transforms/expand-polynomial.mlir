@@ -23,14 +23,15 @@
 // CHECK: %[[SEL:.*]] = arith.select
 // CHECK: %[[R:.*]]:2 = scf.index_switch %[[SEL]] -> tensor<1x2x100x4xf32>, tensor<1x2x100xf32>
 // CHECK: case 0 {
-// CHECK: ropeattn.poly_features %{{.*}} coefficients [{{.*}}] side key scale(5.000000e-01) : tensor<?x4xf32> -> tensor<?x5xf32>
-// CHECK: ropeattn.poly_features %{{.*}} side query scale(5.000000e-01) : tensor<?x4xf32> -> tensor<?x5xf32>
+// Features are feature-major ([R, rows], `transposed`), which vectorizes.
+// CHECK: ropeattn.poly_features %{{.*}} coefficients [{{.*}}] side key transposed scale(5.000000e-01) : tensor<?x4xf32> -> tensor<5x?xf32>
+// CHECK: ropeattn.poly_features %{{.*}} side query transposed scale(5.000000e-01) : tensor<?x4xf32> -> tensor<5x?xf32>
 // CHECK: case 1 {
-// CHECK: -> tensor<?x15xf32>
+// CHECK: -> tensor<15x?xf32>
 // CHECK: case 2 {
-// CHECK: -> tensor<?x35xf32>
+// CHECK: -> tensor<35x?xf32>
 // CHECK: case 3 {
-// CHECK: -> tensor<?x70xf32>
+// CHECK: -> tensor<70x?xf32>
 // CHECK: default {
 // CHECK: ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} method exact
 // CHECK: return %[[R]]#0, %[[R]]#1

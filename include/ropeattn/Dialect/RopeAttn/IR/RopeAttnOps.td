@@ -313,6 +313,10 @@ def RopeAttn_PolyFeaturesOp : RopeAttn_Op<"poly_features", [Pure]> {
              scale(0.125) : tensor<8x128x4xbf16> -> tensor<8x128x15xf32>
     ```
 
+    With `transposed` the result is laid out `[B.., R, N]` (feature-major):
+    the same values, φᵀ, which is what the polynomial method's matmuls
+    consume and what vectorizes (rows are contiguous per feature).
+
     `D` must be static (`R` depends on it); batch and `N` may be dynamic.
     An explicit `scale(1.0)` is canonicalized away.
   }];
@@ -320,11 +324,13 @@ def RopeAttn_PolyFeaturesOp : RopeAttn_Op<"poly_features", [Pure]> {
     RopeAttn_FloatTensor:$input,
     DenseF64ArrayAttr:$coefficients,
     RopeAttn_PolySideAttr:$side,
-    OptionalAttr<F64Attr>:$scale
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$transposed
   );
   let results = (outs RopeAttn_FloatTensor:$result);
   let assemblyFormat = [{
     $input `coefficients` custom<ExactF64Array>($coefficients) `side` custom<PolySide>($side)
+    (`transposed` $transposed^)?
     (`scale` `(` $scale^ `)`)?
     attr-dict `:` type($input) `->` type($result)
   }];
