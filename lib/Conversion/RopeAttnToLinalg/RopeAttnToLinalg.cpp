@@ -345,6 +345,9 @@ Value reduceAdd(OpBuilder &b, Location loc, Value x, Value acc) {
   return arith::AddFOp::create(b, loc, x, acc, arith::FastMathFlags::fast);
 }
 
+Value maskedTile(KB &kb, const Problem &pb, Value s, Value rowMax,
+                 Value *rowMaxOut, Value i0, Value j0, Value bh);
+
 /// Logits of a tile: S = Qs·Kᵀ (q already scaled), then the bias and the
 /// causal mask at rows i0 + r, columns j0 + c.
 ///
@@ -364,17 +367,52 @@ Value logitsTile(KB &kb, const Problem &pb, Value qt, Value kt, Value rows,
   if (!adjust && !rowMax)
     return s;
   AffineMap id = map(ctx, 2, {r, c});
+  auto plainMax = [&](KB &k2) {
+    return k2.generic(s, rowMax, {id, map(ctx, 2, {r})}, {kPar, kRed},
+                      [&](OpBuilder &b, Location loc, ValueRange a) {
+                        linalg::YieldOp::create(b, loc,
+                                                reduceMax(b, loc, a[0], a[1]));
+                      });
+  };
+  if (!adjust) {
+    *rowMaxOut = plainMax(kb);
+    return s;
+  }
+  if (pb.causal && !pb.bias && rowMax) {
+    // Key blocks wholly visible from the block's first row (j0 + cols − 1 ≤
+    // i0 + M − N) need no mask: only the row max. The others are masked.
+    Value last = kb.add(j0, cols);
+    Value lim = kb.add(i0, kb.idx(pb.shift() + 1));
+    Value visible = arith::CmpIOp::create(kb.b, kb.loc,
+                                          arith::CmpIPredicate::sle, last, lim);
+    auto ifOp = scf::IfOp::create(
+        kb.b, kb.loc, visible,
+        [&](OpBuilder &tb, Location tl) {
+          KB kt{tb, tl};
+          scf::YieldOp::create(tb, tl, ValueRange{s, plainMax(kt)});
+        },
+        [&](OpBuilder &eb, Location el) {
+          KB ke{eb, el};
+          Value m2;
+          Value s2 = maskedTile(ke, pb, s, rowMax, &m2, i0, j0, bh);
+          scf::YieldOp::create(eb, el, ValueRange{s2, m2});
+        });
+    *rowMaxOut = ifOp.getResult(1);
+    return ifOp.getResult(0);
+  }
+  return maskedTile(kb, pb, s, rowMax, rowMaxOut, i0, j0, bh);
+}
+
+/// The bias / causal-mask pass over a logits tile (with the row max folded in
+/// when `rowMax` is given).
+Value maskedTile(KB &kb, const Problem &pb, Value s, Value rowMax,
+                 Value *rowMaxOut, Value i0, Value j0, Value bh) {
+  MLIRContext *ctx = kb.b.getContext();
+  AffineExpr r = getAffineDimExpr(0, ctx), c = getAffineDimExpr(1, ctx);
+  AffineMap id = map(ctx, 2, {r, c});
   Value head;
   if (pb.bias && pb.biasPerHead)
     head = kb.rem(bh, kb.idx(pb.hq));
-  if (!adjust) {
-    *rowMaxOut = kb.generic(s, rowMax, {id, map(ctx, 2, {r})}, {kPar, kRed},
-                            [&](OpBuilder &b, Location loc, ValueRange a) {
-                              linalg::YieldOp::create(
-                                  b, loc, reduceMax(b, loc, a[0], a[1]));
-                            });
-    return s;
-  }
   SmallVector<Value> outs = {s};
   SmallVector<AffineMap> maps = {id};
   if (rowMax) {

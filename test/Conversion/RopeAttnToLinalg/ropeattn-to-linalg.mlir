@@ -49,7 +49,15 @@ func.func @rotary_interleaved(%x: tensor<2x16x8xbf16>) -> tensor<2x16x8xbf16> {
 // CHECK: %[[KEND:.*]] = arith.maxsi
 // CHECK: %[[LOOP:.*]]:3 = scf.for %[[J0:.*]] = %c0 to %[[KEND]] step %c64 iter_args(%[[M:.*]] = %{{.*}}, %[[SUM:.*]] = %{{.*}}, %[[ACC:.*]] = %{{.*}}) -> (tensor<?xf32>, tensor<?xf32>, tensor<?x8xf32>)
 // CHECK: %[[S:.*]] = linalg.matmul indexing_maps = [#{{.*}}, #{{.*}}, #{{.*}}] ins(%{{.*}}, %{{.*}} : tensor<?x16xf32>, tensor<?x16xf32>)
-// CHECK: %[[MASKED:.*]]:2 = linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} outs(%[[S]], %{{.*}} : tensor<?x?xf32>, tensor<?xf32>)
+// Key blocks wholly visible from the block's first row (j0 + cols ≤ i0 + 31)
+// only need the row max; the others are masked (j > i + 30 → −∞) in the same
+// pass as the max.
+// CHECK: %[[VIS:.*]] = arith.cmpi sle
+// CHECK: %[[MASKED:.*]]:2 = scf.if %[[VIS]] -> (tensor<?x?xf32>, tensor<?xf32>)
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} ins(%[[S]] : tensor<?x?xf32>)
+// CHECK: arith.maxnumf {{.*}} fastmath<fast>
+// CHECK: } else {
+// CHECK: linalg.generic {{.*}} iterator_types = ["parallel", "reduction"]} outs(%[[S]], %{{.*}} : tensor<?x?xf32>, tensor<?xf32>)
 // CHECK: arith.cmpi sgt
 // CHECK: arith.maxnumf {{.*}} fastmath<fast>
 // CHECK: math.exp
