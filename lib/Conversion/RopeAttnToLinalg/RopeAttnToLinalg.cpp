@@ -14,6 +14,7 @@
 #include "ropeattn/Conversion/Passes.h"
 
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
 #include "mlir/Dialect/Affine/IR/AffineOps.h"
 #include "mlir/Dialect/Arith/Utils/Utils.h"
@@ -44,86 +45,7 @@ constexpr IteratorType kRed = IteratorType::reduction;
 // Small builders
 //===----------------------------------------------------------------------===//
 
-/// A builder with the handful of helpers the kernels below need.
-struct KB {
-  OpBuilder &b;
-  Location loc;
-
-  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value flt(Type t, double v) {
-    return arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, v));
-  }
-  Value negInf(Type t) {
-    return flt(t, -std::numeric_limits<double>::infinity());
-  }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
-  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
-  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
-  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
-
-  Value empty(ArrayRef<OpFoldResult> shape, Type t) {
-    return tensor::EmptyOp::create(b, loc, shape, t);
-  }
-  Value filled(ArrayRef<OpFoldResult> shape, Type t, double v) {
-    Value e = empty(shape, t);
-    return linalg::FillOp::create(b, loc, flt(t, v), e).getResult(0);
-  }
-
-  /// extract_slice of `src` at `offsets` with `sizes`, dropping the leading
-  /// `drop` unit dimensions.
-  Value slice(Value src, ArrayRef<OpFoldResult> offsets,
-              ArrayRef<OpFoldResult> sizes, unsigned drop) {
-    auto srcType = cast<RankedTensorType>(src.getType());
-    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
-    SmallVector<int64_t> staticSizes;
-    for (OpFoldResult s : sizes.drop_front(drop)) {
-      std::optional<int64_t> c = getConstantIntValue(s);
-      staticSizes.push_back(c ? *c : ShapedType::kDynamic);
-    }
-    auto type = RankedTensorType::get(staticSizes, srcType.getElementType());
-    return tensor::ExtractSliceOp::create(b, loc, type, src, offsets, sizes,
-                                          strides);
-  }
-  Value insert(Value src, Value dest, ArrayRef<OpFoldResult> offsets,
-               ArrayRef<OpFoldResult> sizes) {
-    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
-    return tensor::InsertSliceOp::create(b, loc, src, dest, offsets, sizes,
-                                         strides);
-  }
-
-  /// linalg.generic with one result per output.
-  Value generic(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
-                ArrayRef<IteratorType> iters,
-                function_ref<void(OpBuilder &, Location, ValueRange)> body,
-                unsigned result = 0) {
-    auto op = linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(),
-                                        ins, outs, maps, iters, body);
-    return op.getResult(result);
-  }
-  linalg::GenericOp
-  genericOp(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
-            ArrayRef<IteratorType> iters,
-            function_ref<void(OpBuilder &, Location, ValueRange)> body) {
-    return linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(), ins,
-                                     outs, maps, iters, body);
-  }
-
-  /// C += A·B with indexing maps over (i, j, k) chosen by the caller.
-  Value matmul(Value a, Value bb, Value c, ArrayRef<AffineMap> maps) {
-    SmallVector<Attribute> attrs;
-    for (AffineMap m : maps)
-      attrs.push_back(AffineMapAttr::get(m));
-    NamedAttribute mapsAttr(b.getStringAttr("indexing_maps"),
-                            b.getArrayAttr(attrs));
-    return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
-                                    ValueRange{a, bb}, ValueRange{c},
-                                    ArrayRef<NamedAttribute>{mapsAttr})
-        .getResult(0);
-  }
-};
+using KB = TensorBuilder;
 
 AffineMap map(MLIRContext *ctx, unsigned dims, ArrayRef<AffineExpr> results) {
   return AffineMap::get(dims, 0, results, ctx);

@@ -22,6 +22,7 @@
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
@@ -55,66 +56,7 @@ constexpr IteratorType kRed = IteratorType::reduction;
 // Builders
 //===----------------------------------------------------------------------===//
 
-struct B {
-  OpBuilder &b;
-  Location loc;
-  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
-  Value flt(Type t, double v) {
-    return arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, v));
-  }
-  Value empty(ArrayRef<OpFoldResult> shape, Type t) {
-    return tensor::EmptyOp::create(b, loc, shape, t);
-  }
-  Value filled(ArrayRef<OpFoldResult> shape, Type t, double v) {
-    return linalg::FillOp::create(b, loc, flt(t, v), empty(shape, t))
-        .getResult(0);
-  }
-  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
-  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
-  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
-  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
-  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
-  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
-  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
-
-  Value slice(Value src, ArrayRef<OpFoldResult> offsets,
-              ArrayRef<OpFoldResult> sizes, unsigned drop) {
-    auto srcType = cast<RankedTensorType>(src.getType());
-    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
-    SmallVector<int64_t> shape;
-    for (OpFoldResult s : sizes.drop_front(drop)) {
-      std::optional<int64_t> c = getConstantIntValue(s);
-      shape.push_back(c ? *c : ShapedType::kDynamic);
-    }
-    return tensor::ExtractSliceOp::create(
-        b, loc, RankedTensorType::get(shape, srcType.getElementType()), src,
-        offsets, sizes, strides);
-  }
-  Value insert(Value src, Value dest, ArrayRef<OpFoldResult> offsets,
-               ArrayRef<OpFoldResult> sizes) {
-    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
-    return tensor::InsertSliceOp::create(b, loc, src, dest, offsets, sizes,
-                                         strides);
-  }
-  Value generic(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
-                ArrayRef<IteratorType> iters,
-                function_ref<void(OpBuilder &, Location, ValueRange)> body) {
-    return linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(), ins,
-                                     outs, maps, iters, body)
-        .getResult(0);
-  }
-  Value matmul(Value x, Value y, Value c, ArrayRef<AffineMap> maps) {
-    SmallVector<Attribute> attrs;
-    for (AffineMap m : maps)
-      attrs.push_back(AffineMapAttr::get(m));
-    NamedAttribute mapsAttr(b.getStringAttr("indexing_maps"),
-                            b.getArrayAttr(attrs));
-    return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
-                                    ValueRange{x, y}, ValueRange{c},
-                                    ArrayRef<NamedAttribute>{mapsAttr})
-        .getResult(0);
-  }
-};
+using B = TensorBuilder;
 
 AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
   SmallVector<AffineExpr> e;

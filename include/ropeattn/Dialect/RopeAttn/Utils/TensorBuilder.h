@@ -1,0 +1,108 @@
+//===- TensorBuilder.h - small builder for tensor-level kernels -*- C++ -*-===//
+//
+// Part of the ropeattn project. Shared by the exact lowering
+// (convert-ropeattn-to-linalg) and the polynomial rewrite
+// (ropeattn-expand-polynomial).
+//
+//===----------------------------------------------------------------------===//
+
+#ifndef ROPEATTN_DIALECT_ROPEATTN_UTILS_TENSORBUILDER_H
+#define ROPEATTN_DIALECT_ROPEATTN_UTILS_TENSORBUILDER_H
+
+#include "mlir/Dialect/Arith/IR/Arith.h"
+#include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Tensor/IR/Tensor.h"
+#include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/IR/Builders.h"
+
+#include <limits>
+
+namespace mlir {
+namespace ropeattn {
+
+/// A builder with the handful of helpers the ropeattn kernels need (index and
+/// float constants, index arithmetic, tensors, slices, generics, matmuls).
+struct TensorBuilder {
+  OpBuilder &b;
+  Location loc;
+
+  Value idx(int64_t v) { return arith::ConstantIndexOp::create(b, loc, v); }
+  Value flt(Type t, double v) {
+    return arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, v));
+  }
+  Value negInf(Type t) {
+    return flt(t, -std::numeric_limits<double>::infinity());
+  }
+  Value add(Value x, Value y) { return arith::AddIOp::create(b, loc, x, y); }
+  Value sub(Value x, Value y) { return arith::SubIOp::create(b, loc, x, y); }
+  Value mul(Value x, Value y) { return arith::MulIOp::create(b, loc, x, y); }
+  Value div(Value x, Value y) { return arith::DivUIOp::create(b, loc, x, y); }
+  Value rem(Value x, Value y) { return arith::RemUIOp::create(b, loc, x, y); }
+  Value min(Value x, Value y) { return arith::MinSIOp::create(b, loc, x, y); }
+  Value max(Value x, Value y) { return arith::MaxSIOp::create(b, loc, x, y); }
+
+  Value empty(ArrayRef<OpFoldResult> shape, Type t) {
+    return tensor::EmptyOp::create(b, loc, shape, t);
+  }
+  Value filled(ArrayRef<OpFoldResult> shape, Type t, double v) {
+    Value e = empty(shape, t);
+    return linalg::FillOp::create(b, loc, flt(t, v), e).getResult(0);
+  }
+
+  /// extract_slice of `src` at `offsets` with `sizes`, dropping the leading
+  /// `drop` unit dimensions.
+  Value slice(Value src, ArrayRef<OpFoldResult> offsets,
+              ArrayRef<OpFoldResult> sizes, unsigned drop) {
+    auto srcType = cast<RankedTensorType>(src.getType());
+    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
+    SmallVector<int64_t> staticSizes;
+    for (OpFoldResult s : sizes.drop_front(drop)) {
+      std::optional<int64_t> c = getConstantIntValue(s);
+      staticSizes.push_back(c ? *c : ShapedType::kDynamic);
+    }
+    auto type = RankedTensorType::get(staticSizes, srcType.getElementType());
+    return tensor::ExtractSliceOp::create(b, loc, type, src, offsets, sizes,
+                                          strides);
+  }
+  Value insert(Value src, Value dest, ArrayRef<OpFoldResult> offsets,
+               ArrayRef<OpFoldResult> sizes) {
+    SmallVector<OpFoldResult> strides(offsets.size(), b.getIndexAttr(1));
+    return tensor::InsertSliceOp::create(b, loc, src, dest, offsets, sizes,
+                                         strides);
+  }
+
+  /// linalg.generic with one result per output.
+  Value generic(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
+                ArrayRef<utils::IteratorType> iters,
+                function_ref<void(OpBuilder &, Location, ValueRange)> body,
+                unsigned result = 0) {
+    auto op = linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(),
+                                        ins, outs, maps, iters, body);
+    return op.getResult(result);
+  }
+  linalg::GenericOp
+  genericOp(ValueRange ins, ValueRange outs, ArrayRef<AffineMap> maps,
+            ArrayRef<utils::IteratorType> iters,
+            function_ref<void(OpBuilder &, Location, ValueRange)> body) {
+    return linalg::GenericOp::create(b, loc, ValueRange(outs).getTypes(), ins,
+                                     outs, maps, iters, body);
+  }
+
+  /// C += A·B with indexing maps over (i, j, k) chosen by the caller.
+  Value matmul(Value a, Value bb, Value c, ArrayRef<AffineMap> maps) {
+    SmallVector<Attribute> attrs;
+    for (AffineMap m : maps)
+      attrs.push_back(AffineMapAttr::get(m));
+    NamedAttribute mapsAttr(b.getStringAttr("indexing_maps"),
+                            b.getArrayAttr(attrs));
+    return linalg::MatmulOp::create(b, loc, TypeRange{c.getType()},
+                                    ValueRange{a, bb}, ValueRange{c},
+                                    ArrayRef<NamedAttribute>{mapsAttr})
+        .getResult(0);
+  }
+};
+
+} // namespace ropeattn
+} // namespace mlir
+
+#endif // ROPEATTN_DIALECT_ROPEATTN_UTILS_TENSORBUILDER_H
