@@ -562,9 +562,9 @@ struct RopeAttnExpandPolynomialPass
           RopeAttnExpandPolynomialPass> {
   using Base::Base;
   void runOnOperation() override {
-    if (!(epsilon > 0) || maxDegree < 2 || chunk <= 0 || maxRank <= 0) {
+    if (!(epsilon > 0) || maxDegree < 1 || chunk <= 0 || maxRank <= 0) {
       getOperation()->emitError(
-          "ropeattn-expand-polynomial: epsilon must be > 0, max-degree >= 2, "
+          "ropeattn-expand-polynomial: epsilon must be > 0, max-degree >= 1, "
           "chunk and max-rank > 0");
       return signalPassFailure();
     }
