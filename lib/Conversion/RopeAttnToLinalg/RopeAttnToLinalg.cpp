@@ -83,39 +83,6 @@ Value convert(KB &kb, Value t, Type elementType,
       });
 }
 
-/// Groups all dims but the trailing `keep` into one: [B.., H, X, Y] →
-/// [B..·H, X, Y] for keep = 2.
-SmallVector<ReassociationIndices> leadingGroups(int64_t rank, int64_t keep) {
-  SmallVector<ReassociationIndices> re;
-  ReassociationIndices first;
-  for (int64_t i = 0; i < rank - keep; ++i)
-    first.push_back(i);
-  re.push_back(first);
-  for (int64_t i = rank - keep; i < rank; ++i)
-    re.push_back({i});
-  return re;
-}
-
-Value collapseLeading(KB &kb, Value t, int64_t keep) {
-  auto type = cast<RankedTensorType>(t.getType());
-  int64_t rank = type.getRank();
-  if (rank == keep + 1)
-    return t;
-  return tensor::CollapseShapeOp::create(kb.b, kb.loc, t,
-                                         leadingGroups(rank, keep));
-}
-
-/// Inverse of collapseLeading, to the shape of `type`.
-Value expandLeading(KB &kb, Value t, RankedTensorType type, int64_t keep) {
-  int64_t rank = type.getRank();
-  if (rank == keep + 1)
-    return t;
-  SmallVector<ReassociationIndices> re = leadingGroups(rank, keep);
-  auto resultType = RankedTensorType::get(
-      type.getShape(), cast<RankedTensorType>(t.getType()).getElementType());
-  return tensor::ExpandShapeOp::create(kb.b, kb.loc, resultType, t, re);
-}
-
 //===----------------------------------------------------------------------===//
 // Rotary embedding
 //===----------------------------------------------------------------------===//
@@ -807,7 +774,7 @@ struct LowerRotary : OpRewritePattern<RotaryOp> {
           rewriter, op.getLoc(), t3, x,
           ArrayRef<ReassociationIndices>{{0, 1}, {2}});
     } else {
-      x = collapseLeading(kb, x, 2);
+      x = kb.collapseLeading(x, 2);
     }
     x = convert(kb, x, t);
     Value y = buildRotation(kb, x, op.getRopeOrDefault(), op.getPositions(),
@@ -818,7 +785,7 @@ struct LowerRotary : OpRewritePattern<RotaryOp> {
           rewriter, op.getLoc(), y,
           ArrayRef<ReassociationIndices>{{0, 1}, {2}});
     else
-      y = expandLeading(kb, y, type, 2);
+      y = kb.expandLeading(y, type, 2);
     rewriter.replaceOp(op, y);
     return success();
   }
@@ -897,15 +864,15 @@ FailureOr<Prepared> prepare(OpTy op, PatternRewriter &rewriter, int64_t blockQ,
     pb.biasPerHead = cast<RankedTensorType>(bias.getType()).getRank() == 2;
   }
   pr.scale = op.getScaleOrDefault();
-  Value q = convert(kb, collapseLeading(kb, op.getQuery(), 2), pb.t);
-  Value k = convert(kb, collapseLeading(kb, op.getKey(), 2), pb.t);
+  Value q = convert(kb, kb.collapseLeading(op.getQuery(), 2), pb.t);
+  Value k = convert(kb, kb.collapseLeading(op.getKey(), 2), pb.t);
   if (RopeAttr rope = op.getRopeAttr()) {
     q = buildRotation(kb, q, rope, Value(), pb.shift(), /*inverse=*/false);
     k = buildRotation(kb, k, rope, Value(), 0, /*inverse=*/false);
   }
   pr.qs = convert(kb, q, pb.t, pr.scale);
   pr.k = k;
-  pr.v = convert(kb, collapseLeading(kb, op.getValue(), 2), pb.t);
+  pr.v = convert(kb, kb.collapseLeading(op.getValue(), 2), pb.t);
   return pr;
 }
 
@@ -933,10 +900,10 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
       return failure();
     auto [o, lse] =
         buildForward(kb, pr->pb, pr->qs, pr->k, pr->v, oType.getElementType());
-    SmallVector<Value> results = {expandLeading(kb, o, oType, 2)};
+    SmallVector<Value> results = {kb.expandLeading(o, oType, 2)};
     if (Value l = op.getLogsumexp())
       results.push_back(
-          expandLeading(kb, lse, cast<RankedTensorType>(l.getType()), 1));
+          kb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
     rewriter.replaceOp(op, results);
     return success();
   }
@@ -966,11 +933,11 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     const Problem &pb = pr->pb;
     KB kb{rewriter, op.getLoc()};
     MLIRContext *ctx = rewriter.getContext();
-    Value o = convert(kb, collapseLeading(kb, op.getOutput(), 2), pb.t);
-    Value dO = convert(kb, collapseLeading(kb, op.getGradOutput(), 2), pb.t);
+    Value o = convert(kb, kb.collapseLeading(op.getOutput(), 2), pb.t);
+    Value dO = convert(kb, kb.collapseLeading(op.getGradOutput(), 2), pb.t);
     Value lse;
     if (Value l = op.getLogsumexp())
-      lse = collapseLeading(kb, l, 1);
+      lse = kb.collapseLeading(l, 1);
     else
       lse = buildForward(kb, pb, pr->qs, pr->k, pr->v, pb.t).second;
     // Δ_i = Σ_c dO_ic·O_ic
@@ -996,7 +963,7 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
     }
     auto finish = [&](Value x, Value like) {
       auto type = cast<RankedTensorType>(like.getType());
-      return expandLeading(kb, convert(kb, x, type.getElementType()), type, 2);
+      return kb.expandLeading(convert(kb, x, type.getElementType()), type, 2);
     };
     SmallVector<Value> results = {finish(dq, op.getGradQuery()),
                                   finish(dk, op.getGradKey()),

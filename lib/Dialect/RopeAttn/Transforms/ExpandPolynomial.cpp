@@ -65,37 +65,6 @@ AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
   return AffineMap::get(dims, 0, e, ctx);
 }
 
-/// [B.., H, X, Y] → [B..·H, X, Y].
-Value collapse3(B &bb, Value t) {
-  auto type = cast<RankedTensorType>(t.getType());
-  int64_t rank = type.getRank();
-  if (rank == 3)
-    return t;
-  SmallVector<ReassociationIndices> re;
-  ReassociationIndices first;
-  for (int64_t i = 0; i < rank - 2; ++i)
-    first.push_back(i);
-  re.push_back(first);
-  re.push_back({rank - 2});
-  re.push_back({rank - 1});
-  return tensor::CollapseShapeOp::create(bb.b, bb.loc, t, re);
-}
-
-Value expandTo(B &bb, Value t, RankedTensorType type) {
-  int64_t rank = type.getRank();
-  int64_t tr = cast<RankedTensorType>(t.getType()).getRank();
-  if (rank == tr)
-    return t;
-  SmallVector<ReassociationIndices> re;
-  ReassociationIndices first;
-  for (int64_t i = 0; i <= rank - tr; ++i)
-    first.push_back(i);
-  re.push_back(first);
-  for (int64_t i = rank - tr + 1; i < rank; ++i)
-    re.push_back({i});
-  return tensor::ExpandShapeOp::create(bb.b, bb.loc, type, t, re);
-}
-
 /// max over all rows of Σ_d x² for x : [P, N, D] → a 0-d tensor.
 Value maxSquaredNorm(B &bb, Value x, Type t) {
   MLIRContext *ctx = bb.b.getContext();
@@ -494,9 +463,9 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
     MLIRContext *ctx = rewriter.getContext();
     Location loc = op.getLoc();
     B bb{rewriter, loc};
-    Value q = collapse3(bb, op.getQuery());
-    Value k = collapse3(bb, op.getKey());
-    Value v = collapse3(bb, op.getValue());
+    Value q = bb.collapseLeading(op.getQuery(), 2);
+    Value k = bb.collapseLeading(op.getKey(), 2);
+    Value v = bb.collapseLeading(op.getValue(), 2);
 
     // Certificate: β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (Cauchy–Schwarz; RoPE is a
     // rotation), evaluated in f64 from the squared norms in T, enlarged by the
@@ -534,10 +503,11 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
       rewriter.setInsertionPointToStart(&blk);
       ArrayRef<double> coeffs = cands[i].coeffs;
       auto [o, lse] = buildPolyForward(bb, sh, q, k, v, coeffs, chunk);
-      SmallVector<Value> results = {expandTo(bb, o, op.getOutput().getType())};
+      SmallVector<Value> results = {
+          bb.expandLeading(o, op.getOutput().getType(), 2)};
       if (Value l = op.getLogsumexp())
         results.push_back(
-            expandTo(bb, lse, cast<RankedTensorType>(l.getType())));
+            bb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
       scf::YieldOp::create(rewriter, loc, results);
     }
     {

@@ -100,6 +100,37 @@ struct TensorBuilder {
                                     ArrayRef<NamedAttribute>{mapsAttr})
         .getResult(0);
   }
+
+  /// Groups all dims but the trailing `keep` into one: [B.., H, X, Y] →
+  /// [B..·H, X, Y] for keep = 2 (a no-op when there is one leading dim).
+  static SmallVector<ReassociationIndices> leadingGroups(int64_t rank,
+                                                         int64_t keep) {
+    SmallVector<ReassociationIndices> re;
+    ReassociationIndices first;
+    for (int64_t i = 0; i < rank - keep; ++i)
+      first.push_back(i);
+    re.push_back(first);
+    for (int64_t i = rank - keep; i < rank; ++i)
+      re.push_back({i});
+    return re;
+  }
+  Value collapseLeading(Value t, int64_t keep) {
+    int64_t rank = cast<RankedTensorType>(t.getType()).getRank();
+    if (rank == keep + 1)
+      return t;
+    return tensor::CollapseShapeOp::create(b, loc, t,
+                                           leadingGroups(rank, keep));
+  }
+  /// Inverse of collapseLeading, to the shape of `type` (element type of t).
+  Value expandLeading(Value t, RankedTensorType type, int64_t keep) {
+    int64_t rank = type.getRank();
+    if (rank == keep + 1)
+      return t;
+    auto resultType = RankedTensorType::get(
+        type.getShape(), cast<RankedTensorType>(t.getType()).getElementType());
+    return tensor::ExpandShapeOp::create(b, loc, resultType, t,
+                                         leadingGroups(rank, keep));
+  }
 };
 
 } // namespace ropeattn
