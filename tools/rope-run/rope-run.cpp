@@ -17,6 +17,7 @@
 #include "FlopCount.h"
 #include "RunArguments.h"
 
+#include "ropeattn/ExecutionEngine/JitEngine.h"
 #include "ropeattn/InitRopeAttn.h"
 #include "ropeattn/Npy/Npy.h"
 #include "ropeattn/Pipelines/Pipelines.h"
@@ -24,36 +25,25 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/ExecutionEngine/ExecutionEngine.h"
-#include "mlir/ExecutionEngine/OptUtils.h"
 #include "mlir/IR/AsmState.h"
 #include "mlir/IR/BuiltinOps.h"
 #include "mlir/IR/DialectRegistry.h"
 #include "mlir/IR/MLIRContext.h"
-#include "mlir/InitAllDialects.h"
-#include "mlir/InitAllExtensions.h"
 #include "mlir/InitAllPasses.h"
 #include "mlir/Parser/Parser.h"
 #include "mlir/Pass/PassManager.h"
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Support/FileUtilities.h"
 #include "mlir/Support/Timing.h"
-#include "mlir/Target/LLVMIR/Dialect/Builtin/BuiltinToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/LLVMIR/LLVMToLLVMIRTranslation.h"
-#include "mlir/Target/LLVMIR/Dialect/OpenMP/OpenMPToLLVMIRTranslation.h"
 
-#include "llvm/ExecutionEngine/Orc/JITTargetMachineBuilder.h"
 #include "llvm/Support/CommandLine.h"
-#include "llvm/Support/DynamicLibrary.h"
 #include "llvm/Support/FileSystem.h"
 #include "llvm/Support/Format.h"
 #include "llvm/Support/InitLLVM.h"
 #include "llvm/Support/MemoryBuffer.h"
 #include "llvm/Support/Path.h"
 #include "llvm/Support/SourceMgr.h"
-#include "llvm/Support/TargetSelect.h"
 #include "llvm/Support/WithColor.h"
-#include "llvm/Target/TargetMachine.h"
-#include "llvm/TargetParser/Host.h"
 
 #include <algorithm>
 #if defined(__GLIBC__)
@@ -65,10 +55,6 @@ using namespace mlir;
 using namespace roperun;
 namespace npy = mlir::ropeattn::npy;
 namespace cl = llvm::cl;
-
-#ifndef ROPE_RUN_LLVM_LIBRARY_DIR
-#define ROPE_RUN_LLVM_LIBRARY_DIR "/usr/lib/llvm-22/lib"
-#endif
 
 static cl::OptionCategory runCategory("rope-run options");
 
@@ -249,13 +235,7 @@ static llvm::Expected<std::string> buildPipeline(PassManager &pm) {
 /// runtime, the project's runtime (each when present), then --shared-libs.
 static llvm::Expected<std::vector<std::string>>
 collectSharedLibs(const char *argv0) {
-  std::vector<std::string> libs;
-  for (const char *name : {"libmlir_c_runner_utils.so", "libomp.so"}) {
-    llvm::SmallString<256> path(ROPE_RUN_LLVM_LIBRARY_DIR);
-    llvm::sys::path::append(path, name);
-    if (llvm::sys::fs::exists(path))
-      libs.push_back(path.str().str());
-  }
+  std::vector<std::string> runtimeDirs;
   std::string exe = llvm::sys::fs::getMainExecutable(
       argv0, reinterpret_cast<void *>(&collectSharedLibs));
   if (!exe.empty()) {
@@ -264,73 +244,18 @@ collectSharedLibs(const char *argv0) {
     llvm::SmallString<256> base(
         llvm::sys::path::parent_path(llvm::sys::path::parent_path(exe)));
     for (StringRef sub : {"lib", "lib/Runtime"}) {
-      llvm::SmallString<256> path(base);
-      llvm::sys::path::append(path, sub, "libropeattn_runtime.so");
-      if (llvm::sys::fs::exists(path)) {
-        libs.push_back(path.str().str());
-        break;
-      }
+      llvm::SmallString<256> dir(base);
+      llvm::sys::path::append(dir, sub);
+      runtimeDirs.push_back(dir.str().str());
     }
   }
+  std::vector<std::string> libs = ropeattn::getDefaultJitLibraries(runtimeDirs);
   for (const std::string &lib : sharedLibs) {
-    if (!llvm::sys::fs::exists(lib))
-      return llvm::createStringError("cannot load shared library '" + lib +
-                                     "': no such file");
-    std::string message;
-    auto handle =
-        llvm::sys::DynamicLibrary::getPermanentLibrary(lib.c_str(), &message);
-    if (!handle.isValid())
-      return llvm::createStringError("cannot load shared library '" + lib +
-                                     "': " + message);
+    if (llvm::Error error = ropeattn::loadSharedLibrary(lib))
+      return std::move(error);
     libs.push_back(lib);
   }
   return libs;
-}
-
-/// JIT-compiles `module` for the host CPU (its name and features, e.g.
-/// AVX-512), at --opt-level.
-static llvm::Expected<std::unique_ptr<ExecutionEngine>>
-createEngine(ModuleOp module, ArrayRef<std::string> libs) {
-  auto builder = llvm::orc::JITTargetMachineBuilder::detectHost();
-  if (!builder)
-    return builder.takeError();
-  builder->setCPU(llvm::sys::getHostCPUName().str());
-  unsigned level = std::min(optLevel.getValue(), 3u);
-  llvm::CodeGenOptLevel codeGenLevel =
-      level == 0   ? llvm::CodeGenOptLevel::None
-      : level == 1 ? llvm::CodeGenOptLevel::Less
-      : level == 2 ? llvm::CodeGenOptLevel::Default
-                   : llvm::CodeGenOptLevel::Aggressive;
-  builder->setCodeGenOptLevel(codeGenLevel);
-  auto targetMachine = builder->createTargetMachine();
-  if (!targetMachine)
-    return targetMachine.takeError();
-
-  // The engine aborts when its transformer fails: report through a variable.
-  auto optimize =
-      makeOptimizingTransformer(level, /*sizeLevel=*/0, targetMachine->get());
-  std::string optimizeError;
-  auto transformer = [&](llvm::Module *llvmModule) -> llvm::Error {
-    if (llvm::Error error = optimize(llvmModule))
-      optimizeError = llvm::toString(std::move(error));
-    return llvm::Error::success();
-  };
-
-  std::vector<StringRef> libRefs(libs.begin(), libs.end());
-  ExecutionEngineOptions options;
-  options.transformer = transformer;
-  options.jitCodeGenOptLevel = codeGenLevel;
-  options.sharedLibPaths = libRefs;
-  options.enableGDBNotificationListener = false;
-  options.enablePerfNotificationListener = false;
-  auto engine =
-      ExecutionEngine::create(module, options, std::move(*targetMachine));
-  if (!engine)
-    return engine.takeError();
-  if (!optimizeError.empty())
-    return llvm::createStringError("LLVM optimization failed: " +
-                                   optimizeError);
-  return engine;
 }
 
 static void printTimes(llvm::raw_ostream &os, std::vector<double> times,
@@ -360,12 +285,7 @@ static int run(int argc, char **argv) {
       return fail("--output=" + spec + ": expected @FILE.npy or -");
 
   DialectRegistry registry;
-  registerAllDialects(registry);
-  registerAllExtensions(registry);
-  registerRopeAttnDialect(registry);
-  registerBuiltinDialectTranslation(registry);
-  registerLLVMDialectTranslation(registry);
-  registerOpenMPDialectTranslation(registry);
+  ropeattn::registerJitDialects(registry);
   MLIRContext context(registry);
   context.allowUnregisteredDialects(allowUnregisteredDialects);
 
@@ -486,7 +406,7 @@ static int run(int argc, char **argv) {
   if (!libs)
     return fail(libs.takeError());
   auto jitStart = Clock::now();
-  auto engine = createEngine(*module, *libs);
+  auto engine = ropeattn::createJitEngine(*module, *libs, optLevel);
   if (!engine)
     return fail("cannot JIT-compile @" + name + ": " +
                 llvm::toString(engine.takeError()));
@@ -575,8 +495,7 @@ int main(int argc, char **argv) {
   mallopt(M_MMAP_THRESHOLD, 256 << 20);
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 #endif
-  llvm::InitializeNativeTarget();
-  llvm::InitializeNativeTargetAsmPrinter();
+  ropeattn::initializeJitTarget();
   registerAllPasses();
   registerRopeAttnPasses();
   registerAsmPrinterCLOptions();

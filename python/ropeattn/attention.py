@@ -1,0 +1,120 @@
+"""RoPE attention on numpy arrays: compiled kernels (forward and backward),
+cached per shape, element type and options."""
+
+import threading
+
+import numpy as np
+
+from .dtypes import mlir_name, numpy_dtype
+from .ir import AttentionOptions, AttentionShapes, Rope, attention_module
+from .module import compile
+
+FORWARD, BACKWARD = "attention_fwd", "attention_bwd"
+
+
+class AttentionKernel:
+    """The compiled forward and backward of one attention configuration.
+
+    forward(q, k, v[, bias]) -> (o, lse)
+    backward(q, k, v, o, lse, do[, bias]) -> (dq, dk, dv[, dbias])
+    """
+
+    def __init__(self, shapes: AttentionShapes, options: AttentionOptions,
+                 pipeline_options="", opt_level=3):
+        self.shapes = shapes
+        self.options = options
+        self.pipeline_options = pipeline_options
+        self.text = attention_module(shapes, options, FORWARD, BACKWARD)
+        self.module = compile(self.text, pipeline_options=pipeline_options,
+                              opt_level=opt_level)
+        self._forward = self.module[FORWARD]
+        self._backward = self.module[BACKWARD]
+
+    def _bias_args(self, bias):
+        if (bias is None) != (self.options.bias is None):
+            raise ValueError("this kernel was compiled " +
+                             ("with" if self.options.bias else "without") +
+                             " a bias operand")
+        return () if bias is None else (bias,)
+
+    def forward(self, q, k, v, bias=None):
+        return self._forward(q, k, v, *self._bias_args(bias))
+
+    def backward(self, q, k, v, o, lse, do, bias=None):
+        return self._backward(q, k, v, o, do, lse, *self._bias_args(bias))
+
+
+_cache = {}
+_cache_lock = threading.Lock()
+
+
+def get_kernel(shapes: AttentionShapes, options: AttentionOptions,
+               pipeline_options="", opt_level=3) -> AttentionKernel:
+    """The kernel of this configuration, compiled on first use and cached
+    (thread-safe)."""
+    key = (shapes, options, pipeline_options, opt_level)
+    with _cache_lock:
+        kernel = _cache.get(key)
+        if kernel is None:
+            kernel = AttentionKernel(shapes, options, pipeline_options,
+                                     opt_level)
+            _cache[key] = kernel
+    return kernel
+
+
+def clear_cache():
+    with _cache_lock:
+        _cache.clear()
+
+
+def _bias_kind(bias):
+    if bias is None:
+        return None
+    ndim = np.ndim(bias)
+    if ndim == 1:
+        return "shared"
+    if ndim == 2:
+        return "per_head"
+    raise ValueError(f"bias must be [N + M - 1] or [Hq, N + M - 1], got "
+                     f"shape {np.shape(bias)}")
+
+
+def _common_dtype(*arrays):
+    dtypes = {np.asarray(a).dtype for a in arrays if a is not None}
+    if len(dtypes) != 1:
+        raise TypeError("q, k, v (and bias, o, do) must share one element "
+                        f"type, got {sorted(d.name for d in dtypes)}")
+    dtype = dtypes.pop()
+    mlir_name(dtype)  # raises on unsupported types
+    return dtype
+
+
+def _make(q, k, v, bias, causal, scale, rope, method, pipeline_options,
+          extra=()):
+    dtype = _common_dtype(q, k, v, bias, *extra)
+    shapes = AttentionShapes(np.shape(q), np.shape(k), np.shape(v), dtype)
+    options = AttentionOptions(causal=bool(causal), scale=scale, rope=rope,
+                               method=method, bias=_bias_kind(bias))
+    return get_kernel(shapes, options, pipeline_options)
+
+
+def attention(q, k, v, bias=None, *, causal=False, scale=None, rope=None,
+              method="exact", pipeline_options=""):
+    """ropeattn.attention on numpy arrays; returns (o, lse).
+
+    q [B.., Hq, N, D], k [B.., Hk, M, D], v [B.., Hk, M, Dv], one element type
+    (float16, ml_dtypes.bfloat16, float32, float64); bias None, [N + M - 1] or
+    [Hq, N + M - 1]; rope None or a ropeattn.Rope; method 'exact' or
+    'polynomial' (pipeline_options: e.g. 'epsilon=1e-4 max-degree=6')."""
+    kernel = _make(q, k, v, bias, causal, scale, rope, method,
+                   pipeline_options)
+    return kernel.forward(q, k, v, bias)
+
+
+def attention_grad(q, k, v, o, lse, do, bias=None, *, causal=False,
+                   scale=None, rope=None, pipeline_options=""):
+    """ropeattn.attention_grad on numpy arrays: (dq, dk, dv[, dbias]) for the
+    forward results o, lse and the output gradient do."""
+    kernel = _make(q, k, v, bias, causal, scale, rope, "exact",
+                   pipeline_options, extra=(o, do))
+    return kernel.backward(q, k, v, o, lse, do, bias)
