@@ -1,0 +1,213 @@
+"""ropeattn.attention / attention_grad (numpy in, numpy out) against the
+independent fp64 numpy reference test/reference/ropeattn_ref.py, in f32, f64,
+f16 and bf16, with the derived tolerances of tolerances.py."""
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jax_reference as jref
+import ropeattn
+import ropeattn_ref as ref
+from tolerances import (F64_FORWARD, F64_GRADIENT, check_f32,
+                        f32_tolerance, relative_error, term_scales, ulp16)
+
+
+@dataclasses.dataclass(frozen=True)
+class Case:
+    batch: tuple
+    hq: int
+    hk: int
+    n: int
+    m: int
+    d: int
+    dv: int
+    causal: bool = False
+    scale: float = None
+    rope: ropeattn.Rope = None
+    bias: str = None
+
+    def arrays(self, seed, dtype):
+        rng = np.random.default_rng(seed)
+        q = rng.standard_normal(self.batch + (self.hq, self.n, self.d))
+        k = rng.standard_normal(self.batch + (self.hk, self.m, self.d))
+        v = rng.standard_normal(self.batch + (self.hk, self.m, self.dv))
+        do = rng.standard_normal(self.batch + (self.hq, self.n, self.dv))
+        length = self.n + self.m - 1
+        bias = None
+        if self.bias:
+            shape = (length,) if self.bias == "shared" else (self.hq, length)
+            bias = 0.5 * rng.standard_normal(shape)
+        cast = (lambda x: None if x is None else x.astype(dtype))
+        return cast(q), cast(k), cast(v), cast(do), cast(bias)
+
+    def ref_rope(self):
+        return None if self.rope is None else dataclasses.asdict(self.rope)
+
+    def kwargs(self):
+        return dict(causal=self.causal, scale=self.scale, rope=self.rope)
+
+
+CASES = [
+    Case((), 2, 1, 17, 17, 16, 16, causal=True, rope=ropeattn.Rope()),
+    Case((2,), 4, 2, 9, 23, 8, 5, rope=ropeattn.Rope(layout="interleaved",
+                                                     base=500.0)),
+    Case((), 3, 3, 30, 12, 16, 8, causal=True, scale=0.3,  # N > M: empty rows
+         rope=ropeattn.Rope(rotary_dim=8, position_offset=5)),
+    Case((1, 2), 2, 2, 6, 6, 4, 4, bias="per_head", causal=True),
+    Case((), 2, 1, 11, 14, 8, 8, bias="shared",
+         rope=ropeattn.Rope(layout="interleaved")),
+]
+IDS = [f"case{i}" for i in range(len(CASES))]
+
+
+def f64(x):
+    return None if x is None else np.asarray(x, dtype=np.float64)
+
+
+def reference(case, q, k, v, do, bias):
+    o, lse = ref.attention(f64(q), f64(k), f64(v), f64(bias), case.scale,
+                           case.causal, case.ref_rope())
+    grads = ref.attention_grad(f64(q), f64(k), f64(v), f64(do), f64(bias),
+                               case.scale, case.causal, case.ref_rope())
+    return o, lse, grads
+
+
+def straightforward_f32(case, q, k, v, do, bias):
+    """o and the gradients of a plain f32 JAX implementation (materialized
+    softmax) on the same inputs: what sets the f32 tolerance."""
+    args = [jnp.asarray(x, jnp.float32) for x in (q, k, v)]
+    b = None if bias is None else jnp.asarray(bias, jnp.float32)
+    w = jnp.asarray(do, jnp.float32)
+
+    def loss(q, k, v, b):
+        o = jref.attention(q, k, v, b, **case.kwargs())
+        return jnp.sum(o * w), o
+
+    argnums = (0, 1, 2) + ((3,) if b is not None else ())
+    grads, o = jax.jit(jax.grad(loss, argnums=argnums, has_aux=True))(
+        *args, b)
+    return np.asarray(o), [np.asarray(g) for g in grads]
+
+
+@pytest.mark.parametrize("case", CASES, ids=IDS)
+def test_f32(case):
+    q, k, v, do, bias = case.arrays(1, np.float32)
+    o, lse = ropeattn.attention(q, k, v, bias, **case.kwargs())
+    assert o.dtype == np.float32 and lse.dtype == np.float32
+    grads = ropeattn.attention_grad(q, k, v, o, lse, do, bias,
+                                    **case.kwargs())
+    o_ref, lse_ref, grads_ref = reference(case, q, k, v, do, bias)
+    o_32, grads_32 = straightforward_f32(case, q, k, v, do, bias)
+    scales = term_scales(q, k, v, do, case.scale)
+    check_f32("o", o, o_ref, o_32, scales["o"])
+    finite = np.isfinite(lse_ref)
+    np.testing.assert_array_equal(np.isfinite(lse), finite)  # empty rows
+    assert np.all(lse[~finite] == -np.inf)
+    assert np.max(np.abs(lse[finite] - lse_ref[finite]), initial=0) <= \
+        2.0 ** -21 * max(1.0, np.max(np.abs(lse_ref[finite]), initial=0))
+    names = ["dq", "dk", "dv", "dbias"]
+    assert len(grads) == (4 if bias is not None else 3)
+    for name, g, g_ref, g_32 in zip(names, grads, grads_ref, grads_32):
+        check_f32(name, g, g_ref, g_32, scales[name])
+
+
+@pytest.mark.parametrize("case", CASES[:3], ids=IDS[:3])
+def test_f64(case):
+    q, k, v, do, bias = case.arrays(2, np.float64)
+    o, lse = ropeattn.attention(q, k, v, bias, **case.kwargs())
+    grads = ropeattn.attention_grad(q, k, v, o, lse, do, bias,
+                                    **case.kwargs())
+    o_ref, lse_ref, grads_ref = reference(case, q, k, v, do, bias)
+    assert relative_error(o, o_ref) <= F64_FORWARD
+    for g, g_ref in zip(grads, grads_ref):
+        assert relative_error(g, g_ref) <= F64_GRADIENT
+
+
+def _delta_bound(case, q, k, o16, o_ref, do, p):
+    """Bounds (per row of dq, per row of dk) of what the backward's use of
+    the 16-bit forward output o (instead of the exact O) changes: it enters
+    only through Delta_i = <dO_i, O_i> (docs/Spec.md section 7), with error
+    eps_i = <dO_i, o16_i - O_i>; then dl changes by -P_ij eps_i, so
+    |d(dq_i)| <= |s| |eps_i| max_j |k_j| and
+    |d(dk_j)| <= |s| max_i |q_i| sum_{h->kv, i} P_ij |eps_i| (rotations keep
+    norms, sum_j P_ij <= 1)."""
+    s = case.scale if case.scale is not None else 1 / math.sqrt(case.d)
+    eps = np.abs(np.sum(f64(do) * (f64(o16) - o_ref), axis=-1))  # [.., Hq, N]
+    kmax = np.max(np.linalg.norm(f64(k), axis=-1))
+    qmax = np.max(np.linalg.norm(f64(q), axis=-1))
+    dq_bound = abs(s) * eps * kmax
+    per_head = np.einsum("...hij,...hi->...hj", p, eps)  # [.., Hq, M]
+    g = case.hq // case.hk
+    per_kv = per_head.reshape(per_head.shape[:-2] + (case.hk, g, case.m)
+                              ).sum(axis=-2)
+    dk_bound = abs(s) * qmax * per_kv
+    return dq_bound[..., None], dk_bound[..., None]
+
+
+@pytest.mark.parametrize("dtype_name", ["f16", "bf16"])
+@pytest.mark.parametrize("case", CASES[:3], ids=IDS[:3])
+def test_16bit(case, dtype_name):
+    dtype = ropeattn.dtypes.numpy_dtype(dtype_name)
+    q, k, v, do, bias = case.arrays(3, dtype)
+    o, lse = ropeattn.attention(q, k, v, **case.kwargs())
+    assert o.dtype == dtype and lse.dtype == np.float32
+    dq, dk, dv = ropeattn.attention_grad(q, k, v, o, lse, do,
+                                         **case.kwargs())
+    assert dq.dtype == dk.dtype == dv.dtype == dtype
+    # The reference runs on the 16-bit values themselves.
+    o_ref, _, (dq_ref, dk_ref, dv_ref, _) = reference(case, q, k, v, do,
+                                                      None)
+    o_32, (dq_32, dk_32, dv_32) = straightforward_f32(case, q, k, v, do,
+                                                      None)
+    # Forward: computed in f32, rounded once: within one ulp of the type
+    # plus the f32 allowance.
+    allowance = f32_tolerance(relative_error(o_32, o_ref)) * np.max(
+        np.abs(o_ref))
+    assert np.all(np.abs(f64(o) - o_ref) <= ulp16(o_ref, dtype_name) +
+                  allowance)
+    # Backward: one ulp + the f32 allowance + the effect of the rounded o.
+    p = np.asarray(jref.probabilities(f64(q), f64(k), None, case.causal,
+                                      case.scale, case.rope)[0])
+    dq_bound, dk_bound = _delta_bound(case, q, k, o, o_ref, do, p)
+    for name, g, g_ref, g_32, extra in [("dq", dq, dq_ref, dq_32, dq_bound),
+                                        ("dk", dk, dk_ref, dk_32, dk_bound),
+                                        ("dv", dv, dv_ref, dv_32, 0.0)]:
+        allowance = f32_tolerance(relative_error(g_32, g_ref)) * np.max(
+            np.abs(g_ref))
+        excess = np.abs(f64(g) - g_ref) - (ulp16(g_ref, dtype_name) +
+                                           allowance + extra)
+        assert np.max(excess) <= 0, (name, np.max(excess))
+
+
+def _bound_factor(delta):
+    return 2 * delta / (1 + math.sqrt(1 - delta * delta))
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_polynomial_f64(causal):
+    """method polynomial: |O~ - O| <= B(eps) max_j |v_jc| (docs/Spec.md
+    section 11), in f64 where the rounding allowance is negligible; and the
+    result is not the exact path's (the polynomial ran: beta is small)."""
+    rng = np.random.default_rng(4)
+    q = 0.3 * rng.standard_normal((2, 300, 8))
+    k = 0.3 * rng.standard_normal((1, 300, 8))
+    v = rng.standard_normal((1, 300, 8))
+    rope = ropeattn.Rope()
+    eps = 1e-4
+    options = f"epsilon={eps:g} poly-chunk=64"
+    o, lse = ropeattn.attention(q, k, v, causal=causal, rope=rope,
+                                method="polynomial",
+                                pipeline_options=options)
+    o_exact, _ = ropeattn.attention(q, k, v, causal=causal, rope=rope)
+    o_ref, lse_ref = ref.attention(q, k, v, None, None, causal,
+                                   dataclasses.asdict(rope))
+    bound = _bound_factor(eps) * np.max(np.abs(v), axis=-2)  # per column
+    assert np.all(np.abs(o - o_ref) <= bound[:, None, :] * (1 + 1e-9) + 1e-12)
+    assert np.all(np.abs(lse - lse_ref) <= -math.log(1 - eps) * (1 + 1e-9)
+                  + 1e-12)
+    assert not np.array_equal(o, o_exact)
