@@ -115,6 +115,168 @@ Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
       bb.b.getUnitAttr());
 }
 
+/// Builds the chunk states [heads, slots + 1, r, w]: the chunks 0..nChunks-1
+/// are split into `slots` groups of consecutive chunks; group p's sum of
+/// `contrib` (one [r, w] term per chunk, computed in parallel over heads and
+/// groups) is then scanned over the groups, sequentially per head:
+///   forward: slot c = Σ_{groups p < c} (slot 0 = 0);
+///   reverse: slot c = Σ_{groups p ≥ c} (slot `slots` = 0).
+Value scanStates(
+    B &bb, int64_t heads, int64_t nChunks, int64_t slots, int64_t r, int64_t w,
+    Type t, bool reverse,
+    function_ref<Value(B &, Value head, Value chunk, Value acc)> contrib) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  int64_t per = (nChunks + slots - 1) / slots;
+  Value states = bb.filled({ia(heads), ia(slots + 1), ia(r), ia(w)}, t, 0.0);
+  auto p1 = scf::ForallOp::create(b, loc,
+                                  ArrayRef<OpFoldResult>{ia(heads), ia(slots)},
+                                  ValueRange{states}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(p1.getBody());
+    Value uu = p1.getInductionVar(0), pp = p1.getInductionVar(1);
+    Value c0 = bb.min(bb.mul(pp, bb.idx(per)), bb.idx(nChunks));
+    Value c1 = bb.min(bb.add(c0, bb.idx(per)), bb.idx(nChunks));
+    Value acc0 = bb.filled({ia(r), ia(w)}, t, 0.0);
+    auto group = scf::ForOp::create(
+        b, loc, c0, c1, bb.idx(1), ValueRange{acc0},
+        [&](OpBuilder &gb, Location gl, Value cc, ValueRange it) {
+          B g{gb, gl};
+          scf::YieldOp::create(gb, gl, contrib(g, uu, cc, it[0]));
+        });
+    Value slot = reverse ? pp : bb.add(pp, bb.idx(1));
+    b.setInsertionPointToStart(p1.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, group.getResult(0), p1.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, slot, zero, zero},
+        ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
+  }
+  states = p1.getResult(0);
+
+  // The scan over the slots: sequential over groups, parallel over heads.
+  auto p2 = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(heads)},
+                                  ValueRange{states}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(p2.getBody());
+    Value uu = p2.getInductionVar(0);
+    Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
+                          {one, ia(slots + 1), ia(r), ia(w)}, 1);
+    auto scan = scf::ForOp::create(
+        b, loc, bb.idx(0), bb.idx(slots), bb.idx(1), ValueRange{mine},
+        [&](OpBuilder &sb, Location sl, Value ii, ValueRange it) {
+          B s{sb, sl};
+          // forward: slot i + 1 += slot i; reverse: slot c += slot c + 1
+          // with c = slots − 1 − i.
+          Value from = reverse ? s.sub(s.idx(slots), ii) : ii;
+          Value to = reverse ? s.sub(from, s.idx(1)) : s.add(ii, s.idx(1));
+          Value prev =
+              s.slice(it[0], {from, zero, zero}, {one, ia(r), ia(w)}, 1);
+          Value cur = s.slice(it[0], {to, zero, zero}, {one, ia(r), ia(w)}, 1);
+          Value sum = s.generic(
+              prev, cur, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})},
+              {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+                linalg::YieldOp::create(
+                    b2, l2,
+                    arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
+              });
+          Value next =
+              s.insert(sum, it[0], {to, zero, zero}, {one, ia(r), ia(w)});
+          scf::YieldOp::create(sb, sl, next);
+        });
+    b.setInsertionPointToStart(p2.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, zero, zero, zero},
+        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
+  }
+  return p2.getResult(0);
+}
+
+/// The key states of the forward, [BHk, slots + 1, r, Dv + 1] (slot c = the
+/// sum of Φ_K(k_j)ᵀ·[v_j | 1] over the first c groups of key chunks), and
+/// U = [v | 1] : [BHk, M, Dv + 1]. Causal: one chunk per group (the queries
+/// need every chunk boundary); non-causal: at most 8 groups, enough
+/// parallelism without a state per chunk.
+std::pair<Value, Value> buildKeyStates(B &bb, const Shape &sh, Value k, Value v,
+                                       ArrayRef<double> c, int64_t chunk) {
+  OpBuilder &b = bb.b;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  int64_t r = poly::featureRank(sh.d, c.size() - 1);
+  int64_t w = sh.dv + 1;
+  int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
+  Value u = bb.filled({ia(sh.bhk), ia(sh.m), ia(w)}, sh.t, 1.0);
+  u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
+  int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
+  Value states = scanStates(
+      bb, sh.bhk, nk, slots, r, w, sh.t, /*reverse=*/false,
+      [&](B &g, Value uu, Value cc, Value acc) {
+        Value j0 = g.mul(cc, g.idx(chunk));
+        Value len = g.min(g.idx(chunk), g.sub(g.idx(sh.m), j0));
+        Value kc = g.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
+        Value uc = g.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
+        Value phi = features(g, kc, c, PolySide::Key, sh.scale, r);
+        // acc(a, w) += Σ_j Φᵀ(a, j)·U(j, w): a plain matmul over (a, w, j).
+        return g.matmul(
+            phi, uc, acc,
+            {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+      });
+  return {states, u};
+}
+
+/// The number of key chunks fully visible from query chunk `qc` (all of
+/// them, or for causal ops the cf = ⌊(i0 + M − N + 1)/C⌋ chunks whose last
+/// key is visible from the chunk's first row i0 = qc·C), as an index value.
+Value fullyVisibleChunks(B &bb, const Shape &sh, Value i0, int64_t chunk,
+                         int64_t slots) {
+  if (!sh.causal)
+    return bb.idx(slots);
+  int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
+  Value lim = bb.max(bb.add(i0, bb.idx(sh.shift() + 1)), bb.idx(0));
+  return bb.min(bb.div(lim, bb.idx(chunk)), bb.idx(nk));
+}
+
+/// e_ij = exp(s·⟨q_i, k_j⟩) for the rows i0 + [0, rows) and the keys
+/// [kStart, kStart + cols), 0 where causally hidden (j > i + M − N).
+Value exactWeights(B &bb, const Shape &sh, Value qt, Value kl, Value i0,
+                   Value kStart, Value rows, Value cols) {
+  MLIRContext *ctx = bb.b.getContext();
+  Value s = bb.filled({rows, cols}, sh.t, 0.0);
+  s = bb.matmul(
+      qt, kl, s,
+      {amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}), amap(ctx, 3, {0, 1})});
+  double scale = sh.scale;
+  int64_t shift = sh.shift();
+  Type t = sh.t;
+  return bb.generic(
+      ValueRange{}, s, {amap(ctx, 2, {0, 1})}, {kPar, kPar},
+      [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value ri = linalg::IndexOp::create(b2, l2, 0);
+        Value ci = linalg::IndexOp::create(b2, l2, 1);
+        Value i = arith::AddIOp::create(b2, l2, ri, i0);
+        Value j = arith::AddIOp::create(b2, l2, ci, kStart);
+        Value lim = arith::AddIOp::create(
+            b2, l2, i, arith::ConstantIndexOp::create(b2, l2, shift));
+        Value hidden =
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sgt, j, lim);
+        Value sv = arith::MulFOp::create(
+            b2, l2, a[0],
+            arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, scale)));
+        Value ex = math::ExpOp::create(b2, l2, sv);
+        Value z = arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, 0.0));
+        linalg::YieldOp::create(
+            b2, l2, arith::SelectOp::create(b2, l2, hidden, z, ex).getResult());
+      });
+}
+
 /// The polynomial forward for one degree: returns o [BHq, N, Dv] and lse
 /// [BHq, N] in T. q, k, v are [BH, ·, ·] in T (already rotated).
 std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
@@ -130,90 +292,8 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   int64_t w = sh.dv + 1;
   int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
   int64_t nq = (sh.n + chunk - 1) / chunk;
-
-  // U = [v | 1] : [BHk, M, Dv + 1].
-  Value u = bb.filled({ia(sh.bhk), ia(sh.m), ia(w)}, sh.t, 1.0);
-  u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
-
-  // Phase 1: the keys' contributions Φ_K(k)ᵀ·U, summed per group of chunks
-  // into slot p + 1 (slot 0 = 0). Causal: one chunk per group (the scan needs
-  // every chunk boundary); non-causal: at most 8 groups, enough parallelism
-  // without a state per chunk.
   int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
-  int64_t per = (nk + slots - 1) / slots;
-  Value states =
-      bb.filled({ia(sh.bhk), ia(slots + 1), ia(r), ia(w)}, sh.t, 0.0);
-  auto p1 = scf::ForallOp::create(b, loc,
-                                  ArrayRef<OpFoldResult>{ia(sh.bhk), ia(slots)},
-                                  ValueRange{states}, std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(p1.getBody());
-    Value uu = p1.getInductionVar(0), pp = p1.getInductionVar(1);
-    Value c0 = bb.mul(pp, bb.idx(per));
-    Value c1 = bb.min(bb.add(c0, bb.idx(per)), bb.idx(nk));
-    Value acc0 = bb.filled({ia(r), ia(w)}, sh.t, 0.0);
-    auto group = scf::ForOp::create(
-        b, loc, c0, c1, bb.idx(1), ValueRange{acc0},
-        [&](OpBuilder &gb, Location gl, Value cc, ValueRange it) {
-          B g{gb, gl};
-          Value j0 = g.mul(cc, g.idx(chunk));
-          Value len = g.min(g.idx(chunk), g.sub(g.idx(sh.m), j0));
-          Value kc = g.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
-          Value uc = g.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
-          Value phi = features(g, kc, c, PolySide::Key, sh.scale, r);
-          // acc(a, w) += Σ_j Φᵀ(a, j)·U(j, w): a plain matmul over (a, w, j).
-          Value acc = g.matmul(phi, uc, it[0],
-                               {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}),
-                                amap(ctx, 3, {0, 1})});
-          scf::YieldOp::create(gb, gl, acc);
-        });
-    Value slot = bb.add(pp, bb.idx(1));
-    b.setInsertionPointToStart(p1.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(
-        b, loc, group.getResult(0), p1.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{uu, slot, zero, zero},
-        ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
-        ArrayRef<OpFoldResult>{one, one, one, one});
-  }
-  states = p1.getResult(0);
-
-  // Phase 2: inclusive prefix sums over the slots, so that slot c holds the
-  // sum of the first c chunks (sequential over chunks, parallel over heads).
-  auto p2 = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk)},
-                                  ValueRange{states}, std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(p2.getBody());
-    Value uu = p2.getInductionVar(0);
-    Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
-                          {one, ia(slots + 1), ia(r), ia(w)}, 1);
-    auto scan = scf::ForOp::create(
-        b, loc, bb.idx(1), bb.idx(slots + 1), bb.idx(1), ValueRange{mine},
-        [&](OpBuilder &sb, Location sl, Value cc, ValueRange it) {
-          B s{sb, sl};
-          Value prev = s.slice(it[0], {s.sub(cc, s.idx(1)), zero, zero},
-                               {one, ia(r), ia(w)}, 1);
-          Value cur = s.slice(it[0], {cc, zero, zero}, {one, ia(r), ia(w)}, 1);
-          Value sum = s.generic(
-              prev, cur, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})},
-              {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
-                linalg::YieldOp::create(
-                    b2, l2,
-                    arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
-              });
-          Value next =
-              s.insert(sum, it[0], {cc, zero, zero}, {one, ia(r), ia(w)});
-          scf::YieldOp::create(sb, sl, next);
-        });
-    b.setInsertionPointToStart(p2.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(
-        b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{uu, zero, zero, zero},
-        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(r), ia(w)},
-        ArrayRef<OpFoldResult>{one, one, one, one});
-  }
-  states = p2.getResult(0);
+  auto [states, u] = buildKeyStates(bb, sh, k, v, c, chunk);
 
   // Phase 3: per (query head, query chunk).
   Value oInit = bb.empty({ia(sh.bhq), ia(sh.n), ia(sh.dv)}, sh.t);
@@ -230,13 +310,7 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
                      bb.div(bb.rem(bh, bb.idx(sh.hq)), bb.idx(sh.group)));
   Value qt = bb.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
   Value phiQ = features(bb, qt, c, PolySide::Query, sh.scale, r);
-  // Fully visible key chunks: all of them, or (causal) the cf = ⌊(i0 + M − N
-  // + 1)/C⌋ chunks whose last key is visible from the chunk's first row.
-  Value cf = bb.idx(slots);
-  if (sh.causal) {
-    Value lim = bb.max(bb.add(i0, bb.idx(sh.shift() + 1)), bb.idx(0));
-    cf = bb.min(bb.div(lim, bb.idx(chunk)), bb.idx(nk));
-  }
+  Value cf = fullyVisibleChunks(bb, sh, i0, chunk, slots);
   Value state =
       bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
   Value nm = bb.filled({rows, ia(w)}, sh.t, 0.0);
@@ -253,33 +327,7 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
     Value cols = bb.sub(kEnd, kStart);
     Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
     Value ul = bb.slice(u, {kvh, kStart, zero}, {one, cols, ia(w)}, 1);
-    Value s = bb.filled({rows, cols}, sh.t, 0.0);
-    s = bb.matmul(
-        qt, kl, s,
-        {amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}), amap(ctx, 3, {0, 1})});
-    double scale = sh.scale;
-    Value e = bb.generic(
-        ValueRange{}, s, {amap(ctx, 2, {0, 1})}, {kPar, kPar},
-        [&](OpBuilder &b2, Location l2, ValueRange a) {
-          Value ri = linalg::IndexOp::create(b2, l2, 0);
-          Value ci = linalg::IndexOp::create(b2, l2, 1);
-          Value i = arith::AddIOp::create(b2, l2, ri, i0);
-          Value j = arith::AddIOp::create(b2, l2, ci, kStart);
-          Value lim = arith::AddIOp::create(
-              b2, l2, i, arith::ConstantIndexOp::create(b2, l2, sh.shift()));
-          Value hidden =
-              arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sgt, j, lim);
-          Value sv = arith::MulFOp::create(
-              b2, l2, a[0],
-              arith::ConstantOp::create(b2, l2, sh.t,
-                                        b2.getFloatAttr(sh.t, scale)));
-          Value ex = math::ExpOp::create(b2, l2, sv);
-          Value z = arith::ConstantOp::create(b2, l2, sh.t,
-                                              b2.getFloatAttr(sh.t, 0.0));
-          linalg::YieldOp::create(
-              b2, l2,
-              arith::SelectOp::create(b2, l2, hidden, z, ex).getResult());
-        });
+    Value e = exactWeights(bb, sh, qt, kl, i0, kStart, rows, cols);
     nm = bb.matmul(
         e, ul, nm,
         {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
