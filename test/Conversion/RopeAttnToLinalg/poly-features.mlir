@@ -124,3 +124,29 @@ func.func @transposed(%x: tensor<7x3xf32>) -> tensor<10x7xf32> {
   %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 0.5] side key transposed : tensor<7x3xf32> -> tensor<10x7xf32>
   return %0 : tensor<10x7xf32>
 }
+
+// -----
+
+// Jᵀw: the monomials of degree ≤ g − 1 (R' = C(3 + 1, 1) = 4, feature-major),
+// then one contraction over them with rows innermost, gathering w through the
+// constant table G [R', D] of the features β + e_j (indices < R = 10).
+// CHECK-LABEL: func @grad_transposed
+// CHECK-DAG: %[[G:.*]] = arith.constant dense<{{\[}}[1, 2, 3], [4, 5, 6], [5, 7, 8], [6, 8, 9]]> : tensor<4x3xi8>
+// CHECK: %[[M:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x7xf32>)
+// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]{{.*}} ins(%[[M]], %[[G]], %{{.*}} : tensor<4x7xf32>, tensor<4x3xi8>, tensor<4x3xf32>) outs(%{{.*}} : tensor<3x7xf32>)
+// CHECK: tensor.extract %arg1[%{{.*}}, %{{.*}}] : tensor<10x7xf32>
+func.func @grad_transposed(%x: tensor<7x3xf32>, %w: tensor<10x7xf32>) -> tensor<3x7xf32> {
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0, 0.5] side key transposed : tensor<7x3xf32>, tensor<10x7xf32> -> tensor<3x7xf32>
+  return %0 : tensor<3x7xf32>
+}
+
+// -----
+
+// Degree 0: the derivative of a constant map is zero.
+// CHECK-LABEL: func @grad_degree_zero
+// CHECK: %[[Z:.*]] = linalg.fill
+// CHECK-NEXT: return %[[Z]]
+func.func @grad_degree_zero(%x: tensor<2x5x3xf64>, %w: tensor<2x5x1xf64>) -> tensor<2x5x3xf64> {
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [2.0] side query : tensor<2x5x3xf64>, tensor<2x5x1xf64> -> tensor<2x5x3xf64>
+  return %0 : tensor<2x5x3xf64>
+}

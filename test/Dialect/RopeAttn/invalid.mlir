@@ -690,3 +690,63 @@ func.func @poly_features_transposed_shape(%x: tensor<2x3xf32>) -> tensor<2x10xf3
   %0 = ropeattn.poly_features %x coefficients [1.0, 1.0, 0.5] side key transposed : tensor<2x3xf32> -> tensor<2x10xf32>
   return %0 : tensor<2x10xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// poly_features_grad
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @poly_grad_rank(%x: tensor<3xf32>, %w: tensor<4xf32>) -> tensor<3xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected input of rank >= 2 ([B.., N, D]), found rank 1}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side query : tensor<3xf32>, tensor<4xf32> -> tensor<3xf32>
+  return %0 : tensor<3xf32>
+}
+
+// -----
+
+func.func @poly_grad_no_coefficients(%x: tensor<2x3xf32>, %w: tensor<2x1xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected at least one coefficient (c_0 .. c_g), found none}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [] side query : tensor<2x3xf32>, tensor<2x1xf32> -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @poly_grad_cotangent(%x: tensor<2x3xf32>, %w: tensor<2x5xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected cotangent of type 'tensor<2x4xf32>' ([B.., N, R], R = C(3 + 1, 1) = 4, accumulation type), found 'tensor<2x5xf32>'}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side query : tensor<2x3xf32>, tensor<2x5xf32> -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @poly_grad_cotangent_type(%x: tensor<2x3xf16>, %w: tensor<2x4xf16>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected cotangent of type 'tensor<2x4xf32>' ([B.., N, R], R = C(3 + 1, 1) = 4, accumulation type), found 'tensor<2x4xf16>'}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side query : tensor<2x3xf16>, tensor<2x4xf16> -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @poly_grad_transposed_result(%x: tensor<2x3xf32>, %w: tensor<4x2xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected result of type 'tensor<3x2xf32>' ([B.., D, N], accumulation type), found 'tensor<2x3xf32>'}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side key transposed : tensor<2x3xf32>, tensor<4x2xf32> -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}
+
+// -----
+
+func.func @poly_grad_dynamic_d(%x: tensor<2x?xf32>, %w: tensor<2x4xf32>) -> tensor<2x?xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected a static feature dimension D (the number of features depends on it), found ?}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side query : tensor<2x?xf32>, tensor<2x4xf32> -> tensor<2x?xf32>
+  return %0 : tensor<2x?xf32>
+}
+
+// -----
+
+func.func @poly_grad_scale(%x: tensor<2x3xf32>, %w: tensor<2x4xf32>) -> tensor<2x3xf32> {
+  // expected-error @+1 {{'ropeattn.poly_features_grad' op expected a finite scale, found INF}}
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side query scale(0x7FF0000000000000) : tensor<2x3xf32>, tensor<2x4xf32> -> tensor<2x3xf32>
+  return %0 : tensor<2x3xf32>
+}

@@ -166,6 +166,16 @@ func.func @poly_features_query(%x: tensor<8x128x4xbf16>) -> tensor<8x128x15xf32>
   return %0 : tensor<8x128x15xf32>
 }
 
+// ropeattn.poly_features_grad: Jᵀw, plain and feature-major.
+// CHECK-LABEL: func @poly_features_grad
+func.func @poly_features_grad(%x: tensor<8x128x4xbf16>, %w: tensor<8x128x15xf32>, %wt: tensor<8x15x128xf32>) -> (tensor<8x128x4xf32>, tensor<8x4x128xf32>) {
+  // CHECK: ropeattn.poly_features_grad %{{.*}}, %{{.*}} coefficients [1.000000e+00, 1.000000e+00, 5.000000e-01] side query scale(1.250000e-01) : tensor<8x128x4xbf16>, tensor<8x128x15xf32> -> tensor<8x128x4xf32>
+  %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0, 0.5] side query scale(0.125) : tensor<8x128x4xbf16>, tensor<8x128x15xf32> -> tensor<8x128x4xf32>
+  // CHECK: ropeattn.poly_features_grad %{{.*}}, %{{.*}} coefficients [1.000000e+00, 1.000000e+00, 5.000000e-01] side key transposed : tensor<8x128x4xbf16>, tensor<8x15x128xf32> -> tensor<8x4x128xf32>
+  %1 = ropeattn.poly_features_grad %x, %wt coefficients [1.0, 1.0, 0.5] side key transposed : tensor<8x128x4xbf16>, tensor<8x15x128xf32> -> tensor<8x4x128xf32>
+  return %0, %1 : tensor<8x128x4xf32>, tensor<8x4x128xf32>
+}
+
 // Key side, f64 stays f64, no scale, dynamic batch and N (D is static).
 // CHECK-LABEL: func @poly_features_key_dynamic
 func.func @poly_features_key_dynamic(%x: tensor<?x2x?x3xf64>) -> tensor<?x2x?x20xf64> {

@@ -545,44 +545,94 @@ FailureOr<int64_t> PolyFeaturesOp::getFeatureCount(int64_t headDim,
   return static_cast<int64_t>(value);
 }
 
-LogicalResult PolyFeaturesOp::verify() {
-  RankedTensorType type = getInput().getType();
+/// The checks shared by poly_features and poly_features_grad: input rank,
+/// coefficients, scale, a static D and the feature count R; returns R.
+static FailureOr<int64_t> verifyPolyCommon(Operation *op, RankedTensorType type,
+                                           ArrayRef<double> coefficients,
+                                           std::optional<APFloat> scale) {
   int64_t rank = type.getRank();
   if (rank < 2)
-    return emitOpError("expected input of rank >= 2 ([B.., N, D]), found rank ")
+    return op->emitOpError(
+               "expected input of rank >= 2 ([B.., N, D]), found rank ")
            << rank;
-  ArrayRef<double> coefficients = getCoefficients();
   if (coefficients.empty())
-    return emitOpError("expected at least one coefficient (c_0 .. c_g), "
-                       "found none");
+    return op->emitOpError("expected at least one coefficient (c_0 .. c_g), "
+                           "found none");
   for (auto [i, c] : llvm::enumerate(coefficients))
     if (!std::isfinite(c))
-      return emitOpError("expected finite coefficients, found ")
+      return op->emitOpError("expected finite coefficients, found ")
              << c << " at index " << i;
-  if (failed(verifyScale(*this, getScale() ? std::optional<double>(
-                                                 getScale()->convertToDouble())
-                                           : std::nullopt)))
+  if (failed(verifyScale(op,
+                         scale ? std::optional<double>(scale->convertToDouble())
+                               : std::nullopt)))
     return failure();
   int64_t d = type.getShape().back();
   if (ShapedType::isDynamic(d))
-    return emitOpError("expected a static feature dimension D (the number of "
-                       "features depends on it), found ?");
-  int64_t g = getDegree();
-  FailureOr<int64_t> r = getFeatureCount(d, g);
+    return op->emitOpError("expected a static feature dimension D (the "
+                           "number of features depends on it), found ?");
+  int64_t g = static_cast<int64_t>(coefficients.size()) - 1;
+  FailureOr<int64_t> r = PolyFeaturesOp::getFeatureCount(d, g);
   if (failed(r))
-    return emitOpError("expected C(D + g, g) features to fit in int64, found "
-                       "an overflow for D = ")
+    return op->emitOpError("expected C(D + g, g) features to fit in int64, "
+                           "found an overflow for D = ")
            << d << ", g = " << g;
+  return *r;
+}
+
+/// `[B.., N, R]` (or `[B.., R, N]`) described for diagnostics.
+static std::string featureShapeText(bool transposed, int64_t d, int64_t g,
+                                    int64_t r) {
+  return std::string(transposed ? "[B.., R, N]" : "[B.., N, R]") + ", R = C(" +
+         std::to_string(d) + " + " + std::to_string(g) + ", " +
+         std::to_string(g) + ") = " + std::to_string(r) + ", accumulation type";
+}
+
+LogicalResult PolyFeaturesOp::verify() {
+  RankedTensorType type = getInput().getType();
+  FailureOr<int64_t> r =
+      verifyPolyCommon(*this, type, getCoefficients(), getScale());
+  if (failed(r))
+    return failure();
+  int64_t rank = type.getRank();
   SmallVector<int64_t> shape(type.getShape());
+  int64_t d = shape.back();
   shape.back() = *r;
   if (getTransposed())
     std::swap(shape[rank - 1], shape[rank - 2]);
-  std::string text =
-      std::string(getTransposed() ? "[B.., R, N]" : "[B.., N, R]") +
-      ", R = C(" + std::to_string(d) + " + " + std::to_string(g) + ", " +
-      std::to_string(g) + ") = " + std::to_string(*r) + ", accumulation type";
-  return verifyTensor(*this, "result", getResult().getType(), shape, text,
+  return verifyTensor(*this, "result", getResult().getType(), shape,
+                      featureShapeText(getTransposed(), d, getDegree(), *r),
                       getAccumulationType(type.getElementType()));
+}
+
+//===----------------------------------------------------------------------===//
+// PolyFeaturesGradOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult PolyFeaturesGradOp::verify() {
+  RankedTensorType type = getInput().getType();
+  FailureOr<int64_t> r =
+      verifyPolyCommon(*this, type, getCoefficients(), getScale());
+  if (failed(r))
+    return failure();
+  int64_t rank = type.getRank();
+  bool transposed = getTransposed();
+  Type acc = getAccumulationType(type.getElementType());
+  SmallVector<int64_t> shape(type.getShape());
+  int64_t d = shape.back();
+  shape.back() = *r;
+  if (transposed)
+    std::swap(shape[rank - 1], shape[rank - 2]);
+  if (failed(verifyTensor(*this, "cotangent", getCotangent().getType(), shape,
+                          featureShapeText(transposed, d, getDegree(), *r),
+                          acc)))
+    return failure();
+  shape.assign(type.getShape().begin(), type.getShape().end());
+  if (transposed)
+    std::swap(shape[rank - 1], shape[rank - 2]);
+  return verifyTensor(*this, "result", getResult().getType(), shape,
+                      std::string(transposed ? "[B.., D, N]" : "[B.., N, D]") +
+                          ", accumulation type",
+                      acc);
 }
 
 /// `[c0, c1, ...]` printed exactly (shortest round-trip form of each double):

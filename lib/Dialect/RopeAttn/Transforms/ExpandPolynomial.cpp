@@ -35,6 +35,7 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
 
 namespace mlir {
 namespace ropeattn {
@@ -115,6 +116,168 @@ Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
       bb.b.getUnitAttr());
 }
 
+/// Builds the chunk states [heads, slots + 1, r, w]: the chunks 0..nChunks-1
+/// are split into `slots` groups of consecutive chunks; group p's sum of
+/// `contrib` (one [r, w] term per chunk, computed in parallel over heads and
+/// groups) is then scanned over the groups, sequentially per head:
+///   forward: slot c = Σ_{groups p < c} (slot 0 = 0);
+///   reverse: slot c = Σ_{groups p ≥ c} (slot `slots` = 0).
+Value scanStates(
+    B &bb, int64_t heads, int64_t nChunks, int64_t slots, int64_t r, int64_t w,
+    Type t, bool reverse,
+    function_ref<Value(B &, Value head, Value chunk, Value acc)> contrib) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  int64_t per = (nChunks + slots - 1) / slots;
+  Value states = bb.filled({ia(heads), ia(slots + 1), ia(r), ia(w)}, t, 0.0);
+  auto p1 = scf::ForallOp::create(b, loc,
+                                  ArrayRef<OpFoldResult>{ia(heads), ia(slots)},
+                                  ValueRange{states}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(p1.getBody());
+    Value uu = p1.getInductionVar(0), pp = p1.getInductionVar(1);
+    Value c0 = bb.min(bb.mul(pp, bb.idx(per)), bb.idx(nChunks));
+    Value c1 = bb.min(bb.add(c0, bb.idx(per)), bb.idx(nChunks));
+    Value acc0 = bb.filled({ia(r), ia(w)}, t, 0.0);
+    auto group = scf::ForOp::create(
+        b, loc, c0, c1, bb.idx(1), ValueRange{acc0},
+        [&](OpBuilder &gb, Location gl, Value cc, ValueRange it) {
+          B g{gb, gl};
+          scf::YieldOp::create(gb, gl, contrib(g, uu, cc, it[0]));
+        });
+    Value slot = reverse ? pp : bb.add(pp, bb.idx(1));
+    b.setInsertionPointToStart(p1.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, group.getResult(0), p1.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, slot, zero, zero},
+        ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
+  }
+  states = p1.getResult(0);
+
+  // The scan over the slots: sequential over groups, parallel over heads.
+  auto p2 = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(heads)},
+                                  ValueRange{states}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(p2.getBody());
+    Value uu = p2.getInductionVar(0);
+    Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
+                          {one, ia(slots + 1), ia(r), ia(w)}, 1);
+    auto scan = scf::ForOp::create(
+        b, loc, bb.idx(0), bb.idx(slots), bb.idx(1), ValueRange{mine},
+        [&](OpBuilder &sb, Location sl, Value ii, ValueRange it) {
+          B s{sb, sl};
+          // forward: slot i + 1 += slot i; reverse: slot c += slot c + 1
+          // with c = slots − 1 − i.
+          Value from = reverse ? s.sub(s.idx(slots), ii) : ii;
+          Value to = reverse ? s.sub(from, s.idx(1)) : s.add(ii, s.idx(1));
+          Value prev =
+              s.slice(it[0], {from, zero, zero}, {one, ia(r), ia(w)}, 1);
+          Value cur = s.slice(it[0], {to, zero, zero}, {one, ia(r), ia(w)}, 1);
+          Value sum = s.generic(
+              prev, cur, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})},
+              {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+                linalg::YieldOp::create(
+                    b2, l2,
+                    arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
+              });
+          Value next =
+              s.insert(sum, it[0], {to, zero, zero}, {one, ia(r), ia(w)});
+          scf::YieldOp::create(sb, sl, next);
+        });
+    b.setInsertionPointToStart(p2.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, zero, zero, zero},
+        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
+  }
+  return p2.getResult(0);
+}
+
+/// The key states of the forward, [BHk, slots + 1, r, Dv + 1] (slot c = the
+/// sum of Φ_K(k_j)ᵀ·[v_j | 1] over the first c groups of key chunks), and
+/// U = [v | 1] : [BHk, M, Dv + 1]. Causal: one chunk per group (the queries
+/// need every chunk boundary); non-causal: at most 8 groups, enough
+/// parallelism without a state per chunk.
+std::pair<Value, Value> buildKeyStates(B &bb, const Shape &sh, Value k, Value v,
+                                       ArrayRef<double> c, int64_t chunk) {
+  OpBuilder &b = bb.b;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  int64_t r = poly::featureRank(sh.d, c.size() - 1);
+  int64_t w = sh.dv + 1;
+  int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
+  Value u = bb.filled({ia(sh.bhk), ia(sh.m), ia(w)}, sh.t, 1.0);
+  u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
+  int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
+  Value states = scanStates(
+      bb, sh.bhk, nk, slots, r, w, sh.t, /*reverse=*/false,
+      [&](B &g, Value uu, Value cc, Value acc) {
+        Value j0 = g.mul(cc, g.idx(chunk));
+        Value len = g.min(g.idx(chunk), g.sub(g.idx(sh.m), j0));
+        Value kc = g.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
+        Value uc = g.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
+        Value phi = features(g, kc, c, PolySide::Key, sh.scale, r);
+        // acc(a, w) += Σ_j Φᵀ(a, j)·U(j, w): a plain matmul over (a, w, j).
+        return g.matmul(
+            phi, uc, acc,
+            {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+      });
+  return {states, u};
+}
+
+/// The number of key chunks fully visible from query chunk `qc` (all of
+/// them, or for causal ops the cf = ⌊(i0 + M − N + 1)/C⌋ chunks whose last
+/// key is visible from the chunk's first row i0 = qc·C), as an index value.
+Value fullyVisibleChunks(B &bb, const Shape &sh, Value i0, int64_t chunk,
+                         int64_t slots) {
+  if (!sh.causal)
+    return bb.idx(slots);
+  int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
+  Value lim = bb.max(bb.add(i0, bb.idx(sh.shift() + 1)), bb.idx(0));
+  return bb.min(bb.div(lim, bb.idx(chunk)), bb.idx(nk));
+}
+
+/// e_ij = exp(s·⟨q_i, k_j⟩) for the rows i0 + [0, rows) and the keys
+/// [kStart, kStart + cols), 0 where causally hidden (j > i + M − N).
+Value exactWeights(B &bb, const Shape &sh, Value qt, Value kl, Value i0,
+                   Value kStart, Value rows, Value cols) {
+  MLIRContext *ctx = bb.b.getContext();
+  Value s = bb.filled({rows, cols}, sh.t, 0.0);
+  s = bb.matmul(
+      qt, kl, s,
+      {amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}), amap(ctx, 3, {0, 1})});
+  double scale = sh.scale;
+  int64_t shift = sh.shift();
+  Type t = sh.t;
+  return bb.generic(
+      ValueRange{}, s, {amap(ctx, 2, {0, 1})}, {kPar, kPar},
+      [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value ri = linalg::IndexOp::create(b2, l2, 0);
+        Value ci = linalg::IndexOp::create(b2, l2, 1);
+        Value i = arith::AddIOp::create(b2, l2, ri, i0);
+        Value j = arith::AddIOp::create(b2, l2, ci, kStart);
+        Value lim = arith::AddIOp::create(
+            b2, l2, i, arith::ConstantIndexOp::create(b2, l2, shift));
+        Value hidden =
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sgt, j, lim);
+        Value sv = arith::MulFOp::create(
+            b2, l2, a[0],
+            arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, scale)));
+        Value ex = math::ExpOp::create(b2, l2, sv);
+        Value z = arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, 0.0));
+        linalg::YieldOp::create(
+            b2, l2, arith::SelectOp::create(b2, l2, hidden, z, ex).getResult());
+      });
+}
+
 /// The polynomial forward for one degree: returns o [BHq, N, Dv] and lse
 /// [BHq, N] in T. q, k, v are [BH, ·, ·] in T (already rotated).
 std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
@@ -130,90 +293,8 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   int64_t w = sh.dv + 1;
   int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
   int64_t nq = (sh.n + chunk - 1) / chunk;
-
-  // U = [v | 1] : [BHk, M, Dv + 1].
-  Value u = bb.filled({ia(sh.bhk), ia(sh.m), ia(w)}, sh.t, 1.0);
-  u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
-
-  // Phase 1: the keys' contributions Φ_K(k)ᵀ·U, summed per group of chunks
-  // into slot p + 1 (slot 0 = 0). Causal: one chunk per group (the scan needs
-  // every chunk boundary); non-causal: at most 8 groups, enough parallelism
-  // without a state per chunk.
   int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
-  int64_t per = (nk + slots - 1) / slots;
-  Value states =
-      bb.filled({ia(sh.bhk), ia(slots + 1), ia(r), ia(w)}, sh.t, 0.0);
-  auto p1 = scf::ForallOp::create(b, loc,
-                                  ArrayRef<OpFoldResult>{ia(sh.bhk), ia(slots)},
-                                  ValueRange{states}, std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(p1.getBody());
-    Value uu = p1.getInductionVar(0), pp = p1.getInductionVar(1);
-    Value c0 = bb.mul(pp, bb.idx(per));
-    Value c1 = bb.min(bb.add(c0, bb.idx(per)), bb.idx(nk));
-    Value acc0 = bb.filled({ia(r), ia(w)}, sh.t, 0.0);
-    auto group = scf::ForOp::create(
-        b, loc, c0, c1, bb.idx(1), ValueRange{acc0},
-        [&](OpBuilder &gb, Location gl, Value cc, ValueRange it) {
-          B g{gb, gl};
-          Value j0 = g.mul(cc, g.idx(chunk));
-          Value len = g.min(g.idx(chunk), g.sub(g.idx(sh.m), j0));
-          Value kc = g.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
-          Value uc = g.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
-          Value phi = features(g, kc, c, PolySide::Key, sh.scale, r);
-          // acc(a, w) += Σ_j Φᵀ(a, j)·U(j, w): a plain matmul over (a, w, j).
-          Value acc = g.matmul(phi, uc, it[0],
-                               {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}),
-                                amap(ctx, 3, {0, 1})});
-          scf::YieldOp::create(gb, gl, acc);
-        });
-    Value slot = bb.add(pp, bb.idx(1));
-    b.setInsertionPointToStart(p1.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(
-        b, loc, group.getResult(0), p1.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{uu, slot, zero, zero},
-        ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
-        ArrayRef<OpFoldResult>{one, one, one, one});
-  }
-  states = p1.getResult(0);
-
-  // Phase 2: inclusive prefix sums over the slots, so that slot c holds the
-  // sum of the first c chunks (sequential over chunks, parallel over heads).
-  auto p2 = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk)},
-                                  ValueRange{states}, std::nullopt);
-  {
-    OpBuilder::InsertionGuard guard(b);
-    b.setInsertionPointToStart(p2.getBody());
-    Value uu = p2.getInductionVar(0);
-    Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
-                          {one, ia(slots + 1), ia(r), ia(w)}, 1);
-    auto scan = scf::ForOp::create(
-        b, loc, bb.idx(1), bb.idx(slots + 1), bb.idx(1), ValueRange{mine},
-        [&](OpBuilder &sb, Location sl, Value cc, ValueRange it) {
-          B s{sb, sl};
-          Value prev = s.slice(it[0], {s.sub(cc, s.idx(1)), zero, zero},
-                               {one, ia(r), ia(w)}, 1);
-          Value cur = s.slice(it[0], {cc, zero, zero}, {one, ia(r), ia(w)}, 1);
-          Value sum = s.generic(
-              prev, cur, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})},
-              {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
-                linalg::YieldOp::create(
-                    b2, l2,
-                    arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
-              });
-          Value next =
-              s.insert(sum, it[0], {cc, zero, zero}, {one, ia(r), ia(w)});
-          scf::YieldOp::create(sb, sl, next);
-        });
-    b.setInsertionPointToStart(p2.getTerminator().getBody());
-    tensor::ParallelInsertSliceOp::create(
-        b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{uu, zero, zero, zero},
-        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(r), ia(w)},
-        ArrayRef<OpFoldResult>{one, one, one, one});
-  }
-  states = p2.getResult(0);
+  auto [states, u] = buildKeyStates(bb, sh, k, v, c, chunk);
 
   // Phase 3: per (query head, query chunk).
   Value oInit = bb.empty({ia(sh.bhq), ia(sh.n), ia(sh.dv)}, sh.t);
@@ -230,13 +311,7 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
                      bb.div(bb.rem(bh, bb.idx(sh.hq)), bb.idx(sh.group)));
   Value qt = bb.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
   Value phiQ = features(bb, qt, c, PolySide::Query, sh.scale, r);
-  // Fully visible key chunks: all of them, or (causal) the cf = ⌊(i0 + M − N
-  // + 1)/C⌋ chunks whose last key is visible from the chunk's first row.
-  Value cf = bb.idx(slots);
-  if (sh.causal) {
-    Value lim = bb.max(bb.add(i0, bb.idx(sh.shift() + 1)), bb.idx(0));
-    cf = bb.min(bb.div(lim, bb.idx(chunk)), bb.idx(nk));
-  }
+  Value cf = fullyVisibleChunks(bb, sh, i0, chunk, slots);
   Value state =
       bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
   Value nm = bb.filled({rows, ia(w)}, sh.t, 0.0);
@@ -253,33 +328,7 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
     Value cols = bb.sub(kEnd, kStart);
     Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
     Value ul = bb.slice(u, {kvh, kStart, zero}, {one, cols, ia(w)}, 1);
-    Value s = bb.filled({rows, cols}, sh.t, 0.0);
-    s = bb.matmul(
-        qt, kl, s,
-        {amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}), amap(ctx, 3, {0, 1})});
-    double scale = sh.scale;
-    Value e = bb.generic(
-        ValueRange{}, s, {amap(ctx, 2, {0, 1})}, {kPar, kPar},
-        [&](OpBuilder &b2, Location l2, ValueRange a) {
-          Value ri = linalg::IndexOp::create(b2, l2, 0);
-          Value ci = linalg::IndexOp::create(b2, l2, 1);
-          Value i = arith::AddIOp::create(b2, l2, ri, i0);
-          Value j = arith::AddIOp::create(b2, l2, ci, kStart);
-          Value lim = arith::AddIOp::create(
-              b2, l2, i, arith::ConstantIndexOp::create(b2, l2, sh.shift()));
-          Value hidden =
-              arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::sgt, j, lim);
-          Value sv = arith::MulFOp::create(
-              b2, l2, a[0],
-              arith::ConstantOp::create(b2, l2, sh.t,
-                                        b2.getFloatAttr(sh.t, scale)));
-          Value ex = math::ExpOp::create(b2, l2, sv);
-          Value z = arith::ConstantOp::create(b2, l2, sh.t,
-                                              b2.getFloatAttr(sh.t, 0.0));
-          linalg::YieldOp::create(
-              b2, l2,
-              arith::SelectOp::create(b2, l2, hidden, z, ex).getResult());
-        });
+    Value e = exactWeights(bb, sh, qt, kl, i0, kStart, rows, cols);
     nm = bb.matmul(
         e, ul, nm,
         {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
@@ -328,6 +377,353 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   return {p3.getResult(0), p3.getResult(1)};
 }
 
+/// xᵀ for a 2-d tensor [a, b] → [b, a].
+Value transpose2d(B &bb, Value x, OpFoldResult rows, OpFoldResult cols,
+                  Type t) {
+  MLIRContext *ctx = bb.b.getContext();
+  return bb.generic(ValueRange{x}, bb.empty({cols, rows}, t),
+                    {amap(ctx, 2, {1, 0}), amap(ctx, 2, {0, 1})}, {kPar, kPar},
+                    [&](OpBuilder &b2, Location l2, ValueRange a) {
+                      linalg::YieldOp::create(b2, l2, a[0]);
+                    });
+}
+
+/// x / z per row (0 where z = 0): x [rows, cols], z [rows].
+Value divRows(B &bb, Value x, Value z, Type t) {
+  MLIRContext *ctx = bb.b.getContext();
+  Value out = bb.empty(tensor::getMixedSizes(bb.b, bb.loc, x), t);
+  return bb.generic(
+      ValueRange{x, z}, out,
+      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
+      {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value zero =
+            arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, 0.0));
+        Value isZero = arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ,
+                                             a[1], zero);
+        Value qv = arith::DivFOp::create(b2, l2, a[0], a[1]);
+        linalg::YieldOp::create(
+            b2, l2,
+            arith::SelectOp::create(b2, l2, isZero, zero, qv).getResult());
+      });
+}
+
+/// The polynomial backward for one degree: the exact gradient of the
+/// polynomial forward above (same weights P_ij = p(ℓ_ij) on fully visible
+/// key chunks, e^{ℓ_ij} on the partial ones), with Ẑ_i = Σ_j P_ij recomputed
+/// and D_i = dO_i·o_i from the given output:
+///
+///   dP̂_ij = (dO_i·v_j − D_i)/Ẑ_i                     (∂L/∂P_ij)
+///   dq_i = J_φQ(q_i)ᵀ·(KV_{cf}·[dO_i; −D_i])/Ẑ_i      (+ exact part)
+///   dk_j = J_φK(k_j)ᵀ·(SQ_c·[v_j; 1])                  (+ exact part)
+///   dv_j = φ_K(k_j)ᵀ·SQ_c[:, :Dv]                      (+ exact part)
+///
+/// with KV the forward's key states and SQ the reverse-scanned query states
+/// Σ_i φ_Q(q_i) ⊗ [dO_i/Ẑ_i | −D_i/Ẑ_i] over the queries that see key chunk
+/// c through the polynomial. Returns dq [BHq, N, D], dk [BHk, M, D],
+/// dv [BHk, M, Dv] in T.
+std::tuple<Value, Value, Value>
+buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
+                  Value dO, ArrayRef<double> c, int64_t chunk) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  Type t = sh.t;
+  int64_t g = c.size() - 1;
+  int64_t r = poly::featureRank(sh.d, g);
+  int64_t w = sh.dv + 1;
+  int64_t nk = std::max<int64_t>((sh.m + chunk - 1) / chunk, 1);
+  int64_t nq = std::max<int64_t>((sh.n + chunk - 1) / chunk, 1);
+  int64_t slotsK = sh.causal ? nk : std::min<int64_t>(nk, 8);
+  int64_t slotsQ = sh.causal ? nq : std::min<int64_t>(nq, 8);
+  double scale = sh.scale;
+  auto plain = [&] {
+    return SmallVector<AffineMap>{amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}),
+                                  amap(ctx, 3, {0, 1})};
+  };
+  auto transA = [&] {
+    return SmallVector<AffineMap>{amap(ctx, 3, {2, 0}), amap(ctx, 3, {2, 1}),
+                                  amap(ctx, 3, {0, 1})};
+  };
+  auto transB = [&] {
+    return SmallVector<AffineMap>{amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}),
+                                  amap(ctx, 3, {0, 1})};
+  };
+  auto kvHeadOf = [&](B &x, Value bh) {
+    return x.add(x.mul(x.div(bh, x.idx(sh.hq)), x.idx(sh.hk)),
+                 x.div(x.rem(bh, x.idx(sh.hq)), x.idx(sh.group)));
+  };
+  auto rowsOf = [&](B &x, Value i0) {
+    return x.min(x.idx(chunk), x.sub(x.idx(sh.n), i0));
+  };
+
+  auto [states, u] = buildKeyStates(bb, sh, k, v, c, chunk);
+
+  // Phase Q, per (query head, query chunk): Ẑ, D and dq.
+  Value dqInit = bb.empty({ia(sh.bhq), ia(sh.n), ia(sh.d)}, t);
+  Value zInit = bb.empty({ia(sh.bhq), ia(sh.n)}, t);
+  Value dInit = bb.empty({ia(sh.bhq), ia(sh.n)}, t);
+  auto pq =
+      scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhq), ia(nq)},
+                            ValueRange{dqInit, zInit, dInit}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(pq.getBody());
+    Value bh = pq.getInductionVar(0), qc = pq.getInductionVar(1);
+    Value i0 = bb.mul(qc, bb.idx(chunk));
+    Value rows = rowsOf(bb, i0);
+    Value kvh = kvHeadOf(bb, bh);
+    Value qt = bb.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
+    Value ot = bb.slice(o, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
+    Value dOt = bb.slice(dO, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
+    Value phiQ = features(bb, qt, c, PolySide::Query, scale, r);
+    Value cf = fullyVisibleChunks(bb, sh, i0, chunk, slotsK);
+    Value state =
+        bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
+    // Ẑ (polynomial part) = Φ_Qᵀ·KV[:, Dv].
+    Value zcol =
+        bb.matmul(phiQ, bb.slice(state, {zero, ia(sh.dv)}, {ia(r), one}, 0),
+                  bb.filled({rows, one}, t, 0.0), transA());
+    Value z = tensor::CollapseShapeOp::create(
+        b, loc, zcol, ArrayRef<ReassociationIndices>{{0, 1}});
+    // D_i = dO_i·o_i.
+    Value dd = bb.generic(
+        ValueRange{dOt, ot}, bb.filled({rows}, t, 0.0),
+        {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1}), amap(ctx, 2, {0})},
+        {kPar, kRed}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+          Value m = arith::MulFOp::create(b2, l2, a[0], a[1]);
+          linalg::YieldOp::create(
+              b2, l2, arith::AddFOp::create(b2, l2, m, a[2]).getResult());
+        });
+    // G = [dO | −D] and Wᵀ = KV·Gᵀ : [r, rows]; dqᵀ = J_φQᵀ·W.
+    Value gm = bb.insert(dOt, bb.empty({rows, ia(w)}, t), {zero, zero},
+                         {rows, ia(sh.dv)});
+    Value negD = bb.generic(
+        ValueRange{dd}, bb.empty({rows}, t),
+        {amap(ctx, 1, {0}), amap(ctx, 1, {0})}, {kPar},
+        [&](OpBuilder &b2, Location l2, ValueRange a) {
+          linalg::YieldOp::create(
+              b2, l2, arith::NegFOp::create(b2, l2, a[0]).getResult());
+        });
+    Value negDcol = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({ShapedType::kDynamic, 1}, t), negD,
+        ArrayRef<ReassociationIndices>{{0, 1}},
+        ArrayRef<OpFoldResult>{rows, one});
+    gm = bb.insert(negDcol, gm, {zero, ia(sh.dv)}, {rows, one});
+    Value wt = bb.matmul(state, gm, bb.filled({ia(r), rows}, t, 0.0), transB());
+    auto dqTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
+    Value dqT = PolyFeaturesGradOp::create(
+        b, loc, dqTType, qt, wt, b.getDenseF64ArrayAttr(c),
+        PolySideAttr::get(ctx, PolySide::Query), b.getF64FloatAttr(scale),
+        b.getUnitAttr());
+    Value dq = transpose2d(bb, dqT, ia(sh.d), rows, t);
+    if (sh.causal) {
+      // The partially visible keys [cf·C, kEnd) with exact exponentials:
+      // Ẑ += Σ_j e_ij, dq += s·Σ_j e_ij (dO_i·v_j − D_i) k_j.
+      Value kStart = bb.min(bb.mul(cf, bb.idx(chunk)), bb.idx(sh.m));
+      Value kEnd = bb.max(
+          bb.min(bb.add(bb.add(i0, rows), bb.idx(sh.shift())), bb.idx(sh.m)),
+          kStart);
+      Value cols = bb.sub(kEnd, kStart);
+      Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
+      Value vl = bb.slice(v, {kvh, kStart, zero}, {one, cols, ia(sh.dv)}, 1);
+      Value e = exactWeights(bb, sh, qt, kl, i0, kStart, rows, cols);
+      z = bb.generic(
+          ValueRange{e}, z, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0})},
+          {kPar, kRed}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+            linalg::YieldOp::create(
+                b2, l2, arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
+          });
+      Value dp = bb.matmul(dOt, vl, bb.filled({rows, cols}, t, 0.0), transB());
+      // dS' = s·e ⊙ (dP − D).
+      Value ds = bb.generic(
+          ValueRange{e, dd}, dp,
+          {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
+          {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+            Value diff = arith::SubFOp::create(b2, l2, a[2], a[1]);
+            Value m = arith::MulFOp::create(b2, l2, a[0], diff);
+            linalg::YieldOp::create(
+                b2, l2,
+                arith::MulFOp::create(b2, l2, m,
+                                      arith::ConstantOp::create(
+                                          b2, l2, t, b2.getFloatAttr(t, scale)))
+                    .getResult());
+          });
+      dq = bb.matmul(ds, kl, dq, plain());
+    }
+    dq = divRows(bb, dq, z, t);
+    b.setInsertionPointToStart(pq.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, dq, pq.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{bh, i0, zero},
+        ArrayRef<OpFoldResult>{one, rows, ia(sh.d)},
+        ArrayRef<OpFoldResult>{one, one, one});
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, z, pq.getRegionIterArgs()[1], ArrayRef<OpFoldResult>{bh, i0},
+        ArrayRef<OpFoldResult>{one, rows}, ArrayRef<OpFoldResult>{one, one});
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, dd, pq.getRegionIterArgs()[2], ArrayRef<OpFoldResult>{bh, i0},
+        ArrayRef<OpFoldResult>{one, rows}, ArrayRef<OpFoldResult>{one, one});
+  }
+  Value dqAll = pq.getResult(0), zAll = pq.getResult(1), dAll = pq.getResult(2);
+
+  // Gs = [dO/Ẑ | −D/Ẑ] : [BHq, N, Dv + 1].
+  Value gs = bb.generic(
+      ValueRange{zAll, dAll}, bb.empty({ia(sh.bhq), ia(sh.n), ia(w)}, t),
+      {amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1, 2})},
+      {kPar, kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value bi = linalg::IndexOp::create(b2, l2, 0);
+        Value ni = linalg::IndexOp::create(b2, l2, 1);
+        Value ci = linalg::IndexOp::create(b2, l2, 2);
+        Value dvIdx = arith::ConstantIndexOp::create(b2, l2, sh.dv);
+        Value isLast =
+            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::eq, ci, dvIdx);
+        Value cc = arith::SelectOp::create(
+            b2, l2, isLast, arith::ConstantIndexOp::create(b2, l2, 0), ci);
+        Value doV =
+            tensor::ExtractOp::create(b2, l2, dO, ValueRange{bi, ni, cc});
+        Value num = arith::SelectOp::create(
+            b2, l2, isLast, arith::NegFOp::create(b2, l2, a[1]), doV);
+        Value zero =
+            arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, 0.0));
+        Value isZero = arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ,
+                                             a[0], zero);
+        Value qv = arith::DivFOp::create(b2, l2, num, a[0]);
+        linalg::YieldOp::create(
+            b2, l2,
+            arith::SelectOp::create(b2, l2, isZero, zero, qv).getResult());
+      });
+
+  // Query states, reverse-scanned over query chunks: slot t = Σ over the
+  // query chunks ≥ t of Σ_{group heads} Φ_Q(q)ᵀ·Gs.
+  Value qstates = scanStates(
+      bb, sh.bhk, nq, slotsQ, r, w, t, /*reverse=*/true,
+      [&](B &x, Value uu, Value cc, Value acc) {
+        Value i0 = x.mul(cc, x.idx(chunk));
+        Value rows = rowsOf(x, i0);
+        Value first = x.add(x.mul(x.div(uu, x.idx(sh.hk)), x.idx(sh.hq)),
+                            x.mul(x.rem(uu, x.idx(sh.hk)), x.idx(sh.group)));
+        auto loop = scf::ForOp::create(
+            x.b, x.loc, x.idx(0), x.idx(sh.group), x.idx(1), ValueRange{acc},
+            [&](OpBuilder &hb, Location hl, Value gh, ValueRange it) {
+              B h{hb, hl};
+              Value bh = h.add(first, gh);
+              Value qt = h.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
+              Value gt = h.slice(gs, {bh, i0, zero}, {one, rows, ia(w)}, 1);
+              Value phiQ = features(h, qt, c, PolySide::Query, scale, r);
+              scf::YieldOp::create(hb, hl, h.matmul(phiQ, gt, it[0], plain()));
+            });
+        return loop.getResult(0);
+      });
+
+  // Phase K, per (key head, key chunk): dk, dv.
+  Value dkInit = bb.empty({ia(sh.bhk), ia(sh.m), ia(sh.d)}, t);
+  Value dvInit = bb.empty({ia(sh.bhk), ia(sh.m), ia(sh.dv)}, t);
+  auto pk =
+      scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk), ia(nk)},
+                            ValueRange{dkInit, dvInit}, std::nullopt);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(pk.getBody());
+    Value uu = pk.getInductionVar(0), kc = pk.getInductionVar(1);
+    Value j0 = bb.mul(kc, bb.idx(chunk));
+    Value cols = bb.min(bb.idx(chunk), bb.sub(bb.idx(sh.m), j0));
+    Value kt = bb.slice(k, {uu, j0, zero}, {one, cols, ia(sh.d)}, 1);
+    Value vt = bb.slice(v, {uu, j0, zero}, {one, cols, ia(sh.dv)}, 1);
+    Value ut = bb.slice(u, {uu, j0, zero}, {one, cols, ia(w)}, 1);
+    // The first query chunk that sees key chunk c through the polynomial:
+    // cf(qc) > c ⟺ qc ≥ ⌈((c + 1)·C − (M − N) − 1)/C⌉.
+    Value qStart = bb.idx(0);
+    if (sh.causal) {
+      Value num = bb.sub(bb.mul(bb.add(kc, bb.idx(1)), bb.idx(chunk)),
+                         bb.idx(sh.shift() + 1));
+      qStart = arith::CeilDivSIOp::create(b, loc, num, bb.idx(chunk));
+      qStart = bb.min(bb.max(qStart, bb.idx(0)), bb.idx(nq));
+    }
+    Value st = bb.slice(qstates, {uu, qStart, zero, zero},
+                        {one, one, ia(r), ia(w)}, 2);
+    Value phiK = features(bb, kt, c, PolySide::Key, scale, r);
+    Value dv =
+        bb.matmul(phiK, bb.slice(st, {zero, zero}, {ia(r), ia(sh.dv)}, 0),
+                  bb.filled({cols, ia(sh.dv)}, t, 0.0), transA());
+    Value wkt = bb.matmul(st, ut, bb.filled({ia(r), cols}, t, 0.0), transB());
+    auto dkTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
+    Value dkT = PolyFeaturesGradOp::create(
+        b, loc, dkTType, kt, wkt, b.getDenseF64ArrayAttr(c),
+        PolySideAttr::get(ctx, PolySide::Key), b.getF64FloatAttr(scale),
+        b.getUnitAttr());
+    Value dk = transpose2d(bb, dkT, ia(sh.d), cols, t);
+    if (sh.causal) {
+      // Exact part: the query chunks [qLo, qStart) see key chunk c partly;
+      // qLo is the chunk of the first row that sees key c·C.
+      Value lo = arith::FloorDivSIOp::create(
+          b, loc, bb.sub(j0, bb.idx(sh.shift())), bb.idx(chunk));
+      Value qLo = bb.min(bb.max(lo, bb.idx(0)), bb.idx(nq));
+      Value first = bb.add(bb.mul(bb.div(uu, bb.idx(sh.hk)), bb.idx(sh.hq)),
+                           bb.mul(bb.rem(uu, bb.idx(sh.hk)), bb.idx(sh.group)));
+      auto qloop = scf::ForOp::create(
+          b, loc, qLo, qStart, bb.idx(1), ValueRange{dk, dv},
+          [&](OpBuilder &qb, Location ql, Value qc, ValueRange qit) {
+            B x{qb, ql};
+            Value i0 = x.mul(qc, x.idx(chunk));
+            Value rows = rowsOf(x, i0);
+            auto hloop = scf::ForOp::create(
+                qb, ql, x.idx(0), x.idx(sh.group), x.idx(1), qit,
+                [&](OpBuilder &hb, Location hl, Value gh, ValueRange it) {
+                  B h{hb, hl};
+                  Value bh = h.add(first, gh);
+                  Value qt =
+                      h.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
+                  Value dOt =
+                      h.slice(dO, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
+                  Value zt = h.slice(zAll, {bh, i0}, {one, rows}, 1);
+                  Value dt = h.slice(dAll, {bh, i0}, {one, rows}, 1);
+                  Value e = exactWeights(h, sh, qt, kt, i0, j0, rows, cols);
+                  Value a = divRows(h, e, zt, t); // A_ij = e_ij/Ẑ_i
+                  Value dvN = h.matmul(a, dOt, it[1], transA());
+                  Value dp = h.matmul(dOt, vt, h.filled({rows, cols}, t, 0.0),
+                                      transB());
+                  Value ds = h.generic(
+                      ValueRange{a, dt}, dp,
+                      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}),
+                       amap(ctx, 2, {0, 1})},
+                      {kPar, kPar},
+                      [&](OpBuilder &b2, Location l2, ValueRange av) {
+                        Value diff =
+                            arith::SubFOp::create(b2, l2, av[2], av[1]);
+                        Value m = arith::MulFOp::create(b2, l2, av[0], diff);
+                        linalg::YieldOp::create(
+                            b2, l2,
+                            arith::MulFOp::create(
+                                b2, l2, m,
+                                arith::ConstantOp::create(
+                                    b2, l2, t, b2.getFloatAttr(t, scale)))
+                                .getResult());
+                      });
+                  Value dkN = h.matmul(ds, qt, it[0], transA());
+                  scf::YieldOp::create(hb, hl, ValueRange{dkN, dvN});
+                });
+            scf::YieldOp::create(qb, ql, hloop.getResults());
+          });
+      dk = qloop.getResult(0);
+      dv = qloop.getResult(1);
+    }
+    b.setInsertionPointToStart(pk.getTerminator().getBody());
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, dk, pk.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, j0, zero},
+        ArrayRef<OpFoldResult>{one, cols, ia(sh.d)},
+        ArrayRef<OpFoldResult>{one, one, one});
+    tensor::ParallelInsertSliceOp::create(
+        b, loc, dv, pk.getRegionIterArgs()[1],
+        ArrayRef<OpFoldResult>{uu, j0, zero},
+        ArrayRef<OpFoldResult>{one, cols, ia(sh.dv)},
+        ArrayRef<OpFoldResult>{one, one, one});
+  }
+  return {dqAll, pk.getResult(0), pk.getResult(1)};
+}
+
 } // namespace
 
 namespace {
@@ -340,39 +736,47 @@ struct Candidate {
   SmallVector<double> coeffs;
 };
 
-struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
-  ExpandPolynomialAttention(MLIRContext *ctx, poly::Family family,
-                            double epsilon, int64_t maxDegree, int64_t maxRank,
-                            int64_t maxStateBytes, int64_t chunk)
-      : OpRewritePattern(ctx), family(family), epsilon(epsilon),
-        maxDegree(maxDegree), maxRank(maxRank), maxStateBytes(maxStateBytes),
-        chunk(chunk) {}
+/// The pass options the patterns share.
+struct Options {
+  poly::Family family;
+  double epsilon;
+  int64_t maxDegree, maxRank, maxStateBytes, chunk;
+};
 
-  /// The largest logit range of degree g whose proven bound meets ε: Taylor
-  /// in closed form, the fitted families on the grid 2^(k/2), k = −8..6.
-  std::optional<Candidate> candidateFor(int64_t g) const {
-    auto make = [&](const poly::ExpApprox &a) -> std::optional<Candidate> {
-      if (!a.positive || !(a.delta <= epsilon) || a.coeffs.empty())
-        return std::nullopt;
-      return Candidate{g, a.beta, a.delta,
-                       SmallVector<double>(a.coeffs.begin(), a.coeffs.end())};
-    };
-    if (family == poly::Family::Taylor) {
-      double b = poly::taylorBetaLimit(g, epsilon);
-      if (!(b > 0))
-        return std::nullopt;
-      return make(poly::taylor(g, std::min(b, 8.0)));
-    }
-    for (int k = 6; k >= -8; --k) {
-      double b = std::pow(2.0, k / 2.0);
-      if (auto c = make(poly::approximate(family, g, b)))
-        return c;
-    }
-    return std::nullopt;
+/// The largest logit range of degree g whose proven bound meets ε: Taylor
+/// in closed form, the fitted families on the grid 2^(k/2), k = −8..6.
+std::optional<Candidate> candidateFor(const Options &opt, int64_t g) {
+  auto make = [&](const poly::ExpApprox &a) -> std::optional<Candidate> {
+    if (!a.positive || !(a.delta <= opt.epsilon) || a.coeffs.empty())
+      return std::nullopt;
+    return Candidate{g, a.beta, a.delta,
+                     SmallVector<double>(a.coeffs.begin(), a.coeffs.end())};
+  };
+  if (opt.family == poly::Family::Taylor) {
+    double b = poly::taylorBetaLimit(g, opt.epsilon);
+    if (!(b > 0))
+      return std::nullopt;
+    return make(poly::taylor(g, std::min(b, 8.0)));
   }
+  for (int k = 6; k >= -8; --k) {
+    double b = std::pow(2.0, k / 2.0);
+    if (auto c = make(poly::approximate(opt.family, g, b)))
+      return c;
+  }
+  return std::nullopt;
+}
+
+/// Rewrites attention / attention_grad with `method polynomial` into an
+/// scf.index_switch over the compiled degrees plus the exact method,
+/// selected at run time by the certificate β̂ (docs/Spec.md §11).
+template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
+  ExpandPolynomial(MLIRContext *ctx, const Options &opt)
+      : OpRewritePattern<OpTy>(ctx), opt(opt) {}
+
+  static constexpr bool isGrad = std::is_same_v<OpTy, AttentionGradOp>;
 
   /// Falls back to the exact method, saying why in a remark.
-  LogicalResult decline(AttentionOp op, PatternRewriter &rewriter,
+  LogicalResult decline(OpTy op, PatternRewriter &rewriter,
                         const Twine &why) const {
     op.emitRemark("ropeattn-expand-polynomial: exact path: ") << why;
     rewriter.modifyOpInPlace(op, [&] {
@@ -381,7 +785,7 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
     return success();
   }
 
-  LogicalResult matchAndRewrite(AttentionOp op,
+  LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     if (op.getMethodOrDefault() != Method::Polynomial)
       return rewriter.notifyMatchFailure(op, "not the polynomial method");
@@ -399,8 +803,8 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
     Type t = qType.getElementType();
     if (!t.isF32() && !t.isF64())
       return decline(op, rewriter, "only f32 and f64 are supported yet");
-    for (auto ty : {qType, kType, vType})
-      if (!ty.hasStaticShape())
+    for (Value x : op->getOperands())
+      if (!cast<RankedTensorType>(x.getType()).hasStaticShape())
         return decline(op, rewriter, "dynamic shapes");
     int64_t rank = qType.getRank();
     Shape sh;
@@ -426,35 +830,40 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
     // geometric grid, or Taylor's closed form) for which the family's proven
     // bound meets ε, and the coefficients fitted on [−β, β].
     int64_t bytes = t.getIntOrFloatBitWidth() / 8;
+    int64_t chunk = opt.chunk;
     int64_t nk = (sh.m + chunk - 1) / chunk;
+    int64_t nq = (sh.n + chunk - 1) / chunk;
+    // State slots: the forward's key states, plus the backward's query
+    // states.
+    int64_t slots = (sh.causal ? nk : std::min<int64_t>(nk, 8)) + 1;
+    if (isGrad)
+      slots += (sh.causal ? nq : std::min<int64_t>(nq, 8)) + 1;
     SmallVector<Candidate> cands;
     std::string why = "no degree ≤ max-degree meets epsilon for any logit "
                       "range";
-    for (int64_t g = 1; g <= maxDegree; ++g) {
-      if (family == poly::Family::Taylor && g % 2 != 0)
+    for (int64_t g = 1; g <= opt.maxDegree; ++g) {
+      if (opt.family == poly::Family::Taylor && g % 2 != 0)
         continue; // odd Taylor polynomials are not positive everywhere
       int64_t r = poly::featureRank(sh.d, g);
-      int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
-      long double state =
-          (long double)sh.bhk * (slots + 1) * r * (sh.dv + 1) * bytes;
-      if (r > maxRank) {
+      long double state = (long double)sh.bhk * slots * r * (sh.dv + 1) * bytes;
+      if (r > opt.maxRank) {
         if (cands.empty())
           why = ("feature rank C(D + g, g) = " + Twine(r) +
                  " for D = " + Twine(sh.d) + ", g = " + Twine(g) +
-                 " exceeds max-rank = " + Twine(maxRank))
+                 " exceeds max-rank = " + Twine(opt.maxRank))
                     .str();
         break;
       }
-      if (state > (long double)maxStateBytes) {
+      if (state > (long double)opt.maxStateBytes) {
         if (cands.empty())
           why =
               ("the prefix states need " + Twine((int64_t)(state / (1 << 20))) +
                " MiB at degree " + Twine(g) +
-               ", over max-state-mib = " + Twine(maxStateBytes >> 20))
+               ", over max-state-mib = " + Twine(opt.maxStateBytes >> 20))
                   .str();
         break;
       }
-      if (std::optional<Candidate> c = candidateFor(g))
+      if (std::optional<Candidate> c = candidateFor(opt, g))
         cands.push_back(*c);
     }
     if (cands.empty())
@@ -502,19 +911,29 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(&blk);
       ArrayRef<double> coeffs = cands[i].coeffs;
-      auto [o, lse] = buildPolyForward(bb, sh, q, k, v, coeffs, chunk);
-      SmallVector<Value> results = {
-          bb.expandLeading(o, op.getOutput().getType(), 2)};
-      if (Value l = op.getLogsumexp())
-        results.push_back(
-            bb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
+      SmallVector<Value> results;
+      if constexpr (isGrad) {
+        Value o = bb.collapseLeading(op.getOutput(), 2);
+        Value dO = bb.collapseLeading(op.getGradOutput(), 2);
+        auto [dq, dk, dv] =
+            buildPolyBackward(bb, sh, q, k, v, o, dO, coeffs, chunk);
+        results = {bb.expandLeading(dq, op.getGradQuery().getType(), 2),
+                   bb.expandLeading(dk, op.getGradKey().getType(), 2),
+                   bb.expandLeading(dv, op.getGradValue().getType(), 2)};
+      } else {
+        auto [o, lse] = buildPolyForward(bb, sh, q, k, v, coeffs, chunk);
+        results = {bb.expandLeading(o, op.getOutput().getType(), 2)};
+        if (Value l = op.getLogsumexp())
+          results.push_back(
+              bb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
+      }
       scf::YieldOp::create(rewriter, loc, results);
     }
     {
       Block &blk = sw.getDefaultRegion().emplaceBlock();
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(&blk);
-      auto exact = cast<AttentionOp>(rewriter.clone(*op));
+      auto exact = cast<OpTy>(rewriter.clone(*op));
       exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
       scf::YieldOp::create(rewriter, loc, exact->getResults());
     }
@@ -522,9 +941,7 @@ struct ExpandPolynomialAttention : OpRewritePattern<AttentionOp> {
     return success();
   }
 
-  poly::Family family;
-  double epsilon;
-  int64_t maxDegree, maxRank, maxStateBytes, chunk;
+  Options opt;
 };
 
 struct RopeAttnExpandPolynomialPass
@@ -545,9 +962,10 @@ struct RopeAttnExpandPolynomialPass
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());
-    patterns.add<ExpandPolynomialAttention>(&getContext(), *fam, epsilon,
-                                            maxDegree, maxRank,
-                                            maxStateMib << 20, chunk);
+    Options opt{*fam, epsilon, maxDegree, maxRank, maxStateMib << 20, chunk};
+    patterns
+        .add<ExpandPolynomial<AttentionOp>, ExpandPolynomial<AttentionGradOp>>(
+            &getContext(), opt);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

@@ -349,4 +349,54 @@ def RopeAttn_PolyFeaturesOp : RopeAttn_Op<"poly_features", [Pure]> {
   }];
 }
 
+def RopeAttn_PolyFeaturesGradOp : RopeAttn_Op<"poly_features_grad", [Pure]> {
+  let summary = "vector-Jacobian product of ropeattn.poly_features";
+  let description = [{
+    For every row `x : [D]` of `input : [B.., N, D]` and the matching row
+    `w : [R]` of `cotangent`, computes `Jᵀw`, where `J = ∂φ(x)/∂x` is the
+    Jacobian of `ropeattn.poly_features` with the same `coefficients`, `side`
+    and `scale`:
+
+    `result_d = Σ_a w_a · ∂φ_a(x)/∂x_d`
+
+    This is how the polynomial method's backward reaches dq and dk in
+    `O(N·R·D·g/(D + g))` without forming the Jacobian. With `transposed`, the
+    cotangent is feature-major `[B.., R, N]` and the result is `[B.., D, N]`;
+    otherwise they are `[B.., N, R]` and `[B.., N, D]`. Cotangent and result are
+    in the accumulation type. Full definition: docs/Spec.md,
+    "ropeattn.poly_features_grad".
+
+    ```mlir
+    %dq = ropeattn.poly_features_grad %q, %w coefficients [1.0, 1.0, 0.5]
+            side query : tensor<128x4xf32>, tensor<128x15xf32> -> tensor<128x4xf32>
+    ```
+  }];
+  let arguments = (ins
+    RopeAttn_FloatTensor:$input,
+    RopeAttn_FloatTensor:$cotangent,
+    DenseF64ArrayAttr:$coefficients,
+    RopeAttn_PolySideAttr:$side,
+    OptionalAttr<F64Attr>:$scale,
+    UnitAttr:$transposed
+  );
+  let results = (outs RopeAttn_FloatTensor:$result);
+  let assemblyFormat = [{
+    $input `,` $cotangent `coefficients` custom<ExactF64Array>($coefficients)
+    `side` custom<PolySide>($side) (`transposed` $transposed^)?
+    (`scale` `(` $scale^ `)`)?
+    attr-dict `:` type($input) `,` type($cotangent) `->` type($result)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// The scale s: the attribute, or 1.
+    double getScaleOrDefault() {
+      return getScale() ? getScale()->convertToDouble() : 1.0;
+    }
+    /// The degree g = (number of coefficients) - 1.
+    int64_t getDegree() {
+      return static_cast<int64_t>(getCoefficients().size()) - 1;
+    }
+  }];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_IR_ROPEATTNOPS_TD
