@@ -24,11 +24,29 @@ class AttentionKernel:
         self.shapes = shapes
         self.options = options
         self.pipeline_options = pipeline_options
-        self.text = attention_module(shapes, options, FORWARD, BACKWARD)
-        self.module = compile(self.text, pipeline_options=pipeline_options,
-                              opt_level=opt_level)
-        self._forward = self.module[FORWARD]
-        self._backward = self.module[BACKWARD]
+        self.opt_level = opt_level
+        self._modules = {}
+        self._lock = threading.Lock()
+
+    def _function(self, name):
+        """The compiled @name; the forward and the backward are separate
+        modules, each compiled on first use."""
+        with self._lock:
+            module = self._modules.get(name)
+            if module is None:
+                text = attention_module(
+                    self.shapes, self.options,
+                    forward=FORWARD if name == FORWARD else None,
+                    backward=BACKWARD if name == BACKWARD else None)
+                module = compile(text, pipeline_options=self.pipeline_options,
+                                 opt_level=self.opt_level)
+                self._modules[name] = module
+        return module[name]
+
+    @property
+    def text(self):
+        """The MLIR text of both functions."""
+        return attention_module(self.shapes, self.options, FORWARD, BACKWARD)
 
     def _bias_args(self, bias):
         if (bias is None) != (self.options.bias is None):
@@ -38,10 +56,11 @@ class AttentionKernel:
         return () if bias is None else (bias,)
 
     def forward(self, q, k, v, bias=None):
-        return self._forward(q, k, v, *self._bias_args(bias))
+        return self._function(FORWARD)(q, k, v, *self._bias_args(bias))
 
     def backward(self, q, k, v, o, lse, do, bias=None):
-        return self._backward(q, k, v, o, do, lse, *self._bias_args(bias))
+        return self._function(BACKWARD)(q, k, v, o, do, lse,
+                                        *self._bias_args(bias))
 
 
 _cache = {}
@@ -50,8 +69,8 @@ _cache_lock = threading.Lock()
 
 def get_kernel(shapes: AttentionShapes, options: AttentionOptions,
                pipeline_options="", opt_level=3) -> AttentionKernel:
-    """The kernel of this configuration, compiled on first use and cached
-    (thread-safe)."""
+    """The kernel of this configuration, cached (thread-safe); its forward
+    and backward are compiled on first use."""
     key = (shapes, options, pipeline_options, opt_level)
     with _cache_lock:
         kernel = _cache.get(key)
@@ -112,9 +131,10 @@ def attention(q, k, v, bias=None, *, causal=False, scale=None, rope=None,
 
 
 def attention_grad(q, k, v, o, lse, do, bias=None, *, causal=False,
-                   scale=None, rope=None, pipeline_options=""):
+                   scale=None, rope=None, method="exact", pipeline_options=""):
     """ropeattn.attention_grad on numpy arrays: (dq, dk, dv[, dbias]) for the
-    forward results o, lse and the output gradient do."""
-    kernel = _make(q, k, v, bias, causal, scale, rope, "exact",
+    forward results o, lse and the output gradient do (method 'polynomial':
+    the gradient of the polynomial forward of the same options)."""
+    kernel = _make(q, k, v, bias, causal, scale, rope, method,
                    pipeline_options, extra=(o, do))
     return kernel.backward(q, k, v, o, lse, do, bias)

@@ -54,19 +54,21 @@ class AttentionOptions:
     """Attributes of ropeattn.attention / attention_grad.
 
     causal: bottom-right aligned causal mask; scale: None for 1/sqrt(D);
-    rope: a Rope (fused RoPE) or None; method: the algorithm hint (the
-    forward's; the backward is compiled with `backward_method`); bias: None,
+    rope: a Rope (fused RoPE) or None; method: the algorithm hint of the
+    forward and, unless `backward_method` is given, of the backward (with
+    'polynomial' the backward is the gradient of the polynomial forward);
+    bias: None,
     "shared" ([N + M - 1]) or "per_head" ([Hq, N + M - 1]) relative bias
     operand."""
     causal: bool = False
     scale: Optional[float] = None
     rope: Optional[Rope] = None
     method: str = "exact"
-    backward_method: str = "exact"
+    backward_method: Optional[str] = None
     bias: Optional[str] = None
 
     def __post_init__(self):
-        for m in (self.method, self.backward_method):
+        for m in (self.method, self.backward_method or self.method):
             if m not in METHODS:
                 raise ValueError(f"method must be one of {METHODS}, got {m!r}")
         if self.bias not in BIAS_KINDS:
@@ -137,14 +139,14 @@ def _tensor(shape, element):
 
 
 def attention_module(shapes: AttentionShapes, options: AttentionOptions,
-                     forward: str = "attention_fwd",
+                     forward: Optional[str] = "attention_fwd",
                      backward: Optional[str] = "attention_bwd") -> str:
     """MLIR text of a module with
 
       @forward(q, k, v [, bias]) -> (o, lse)
       @backward(q, k, v, o, dO, lse [, bias]) -> (dq, dk, dv [, dbias])
 
-    (the backward is left out when `backward` is None)."""
+    (either is left out when its name is None)."""
     e, acc = shapes.dtype, shapes.acc
     tq, tk, tv = (_tensor(shapes.q, e), _tensor(shapes.k, e),
                   _tensor(shapes.v, e))
@@ -160,14 +162,15 @@ def attention_module(shapes: AttentionShapes, options: AttentionOptions,
         fwd_args.append(f"%bias: {tb}")
         fwd_types.append(tb)
         bias_use = " bias(%bias)"
-    lines += [
-        f"func.func @{forward}({', '.join(fwd_args)}) -> ({to}, {tl}) {{",
-        f"  %o, %lse = ropeattn.attention %q, %k, %v{bias_use}"
-        f"{options.attributes(options.method)} : "
-        f"({', '.join(fwd_types)}) -> ({to}, {tl})",
-        f"  return %o, %lse : {to}, {tl}",
-        "}",
-    ]
+    if forward:
+        lines += [
+            f"func.func @{forward}({', '.join(fwd_args)}) -> ({to}, {tl}) {{",
+            f"  %o, %lse = ropeattn.attention %q, %k, %v{bias_use}"
+            f"{options.attributes(options.method)} : "
+            f"({', '.join(fwd_types)}) -> ({to}, {tl})",
+            f"  return %o, %lse : {to}, {tl}",
+            "}",
+        ]
     if backward:
         bwd_args = [f"%q: {tq}", f"%k: {tk}", f"%v: {tv}", f"%o: {to}",
                     f"%do: {to}", f"%lse: {tl}"]
@@ -184,7 +187,7 @@ def attention_module(shapes: AttentionShapes, options: AttentionOptions,
             f"({', '.join(results)}) {{",
             f"  {names} = ropeattn.attention_grad %q, %k, %v, %o, %do "
             f"logsumexp(%lse){bias_use}"
-            f"{options.attributes(options.backward_method)} : "
+            f"{options.attributes(options.backward_method or options.method)} : "
             f"({', '.join(op_types)}) -> ({', '.join(results)})",
             f"  return {names} : {', '.join(results)}",
             "}",

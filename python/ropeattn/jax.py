@@ -103,8 +103,9 @@ def attention(q, k, v, bias=None, *, causal=False, scale=None, rope=None,
     Hk < Hq), one element type (float16, bfloat16, float32, float64 -- the
     last needs jax_enable_x64); bias: None, [N + M - 1] or [Hq, N + M - 1]
     (differentiable); rope: None or ropeattn.Rope; method: 'exact' or
-    'polynomial' (forward only, f32/f64, with pipeline_options such as
-    'epsilon=1e-4'; the backward is exact). Returns o [B.., Hq, N, Dv]."""
+    'polynomial' (f32/f64, no bias; pipeline_options such as 'epsilon=1e-4';
+    the backward is then the gradient of the polynomial forward).
+    Returns o [B.., Hq, N, Dv]."""
     dtypes = {np.dtype(x.dtype) for x in (q, k, v) + (
         (bias,) if bias is not None else ())}
     if len(dtypes) != 1:

@@ -150,7 +150,7 @@ def _delta_bound(case, q, k, o16, o_ref, do, p):
 
 
 @pytest.mark.parametrize("dtype_name", ["f16", "bf16"])
-@pytest.mark.parametrize("case", CASES[:3], ids=IDS[:3])
+@pytest.mark.parametrize("case", [CASES[0], CASES[2]], ids=[IDS[0], IDS[2]])
 def test_16bit(case, dtype_name):
     dtype = ropeattn.dtypes.numpy_dtype(dtype_name)
     q, k, v, do, bias = case.arrays(3, dtype)
@@ -171,8 +171,8 @@ def test_16bit(case, dtype_name):
     assert np.all(np.abs(f64(o) - o_ref) <= ulp16(o_ref, dtype_name) +
                   allowance)
     # Backward: one ulp + the f32 allowance + the effect of the rounded o.
-    p = np.asarray(jref.probabilities(f64(q), f64(k), None, case.causal,
-                                      case.scale, case.rope)[0])
+    p = np.asarray(jax.jit(lambda q, k: jref.probabilities(
+        q, k, None, case.causal, case.scale, case.rope)[0])(f64(q), f64(k)))
     dq_bound, dk_bound = _delta_bound(case, q, k, o, o_ref, do, p)
     for name, g, g_ref, g_32, extra in [("dq", dq, dq_ref, dq_32, dq_bound),
                                         ("dk", dk, dk_ref, dk_32, dk_bound),
@@ -194,12 +194,12 @@ def test_polynomial_f64(causal):
     section 11), in f64 where the rounding allowance is negligible; and the
     result is not the exact path's (the polynomial ran: beta is small)."""
     rng = np.random.default_rng(4)
-    q = 0.3 * rng.standard_normal((2, 300, 8))
-    k = 0.3 * rng.standard_normal((1, 300, 8))
+    q = 0.15 * rng.standard_normal((2, 300, 8))
+    k = 0.15 * rng.standard_normal((1, 300, 8))
     v = rng.standard_normal((1, 300, 8))
     rope = ropeattn.Rope()
     eps = 1e-4
-    options = f"epsilon={eps:g} poly-chunk=64"
+    options = f"epsilon={eps:g} poly-chunk=64 max-degree=4"
     o, lse = ropeattn.attention(q, k, v, causal=causal, rope=rope,
                                 method="polynomial",
                                 pipeline_options=options)
@@ -211,3 +211,40 @@ def test_polynomial_f64(causal):
     assert np.all(np.abs(lse - lse_ref) <= -math.log(1 - eps) * (1 + 1e-9)
                   + 1e-12)
     assert not np.array_equal(o, o_exact)
+
+
+def test_polynomial_gradient_is_the_derivative_of_the_polynomial_forward():
+    """method polynomial backward (f64): <grad, u> equals the central finite
+    difference of F(x) = sum(do * o_polynomial(x)) along random directions u
+    (the error of the difference is estimated from two step sizes: for a
+    smooth F the h/2 estimate is off by about |D(h) - D(h/2)| / 3)."""
+    rng = np.random.default_rng(6)
+    q = 0.3 * rng.standard_normal((2, 40, 8))
+    k = 0.3 * rng.standard_normal((1, 48, 8))
+    v = rng.standard_normal((1, 48, 8))
+    do = rng.standard_normal((2, 40, 8))
+    kwargs = dict(causal=True, rope=ropeattn.Rope(), method="polynomial",
+                  pipeline_options="epsilon=1e-4 poly-chunk=16 max-degree=4")
+    o, lse = ropeattn.attention(q, k, v, **kwargs)
+    grads = ropeattn.attention_grad(q, k, v, o, lse, do, **kwargs)
+    exact = ropeattn.attention_grad(q, k, v, *ropeattn.attention(
+        q, k, v, causal=True, rope=kwargs["rope"]), do, causal=True,
+        rope=kwargs["rope"])
+    assert any(not np.array_equal(g, e) for g, e in zip(grads, exact))
+
+    def objective(q, k, v):
+        return float(np.sum(do * ropeattn.attention(q, k, v, **kwargs)[0]))
+
+    for index in range(3):
+        u = rng.standard_normal(grads[index].shape)
+
+        def along(h):
+            args_plus, args_minus = [q, k, v], [q, k, v]
+            args_plus[index] = args_plus[index] + h * u
+            args_minus[index] = args_minus[index] - h * u
+            return (objective(*args_plus) - objective(*args_minus)) / (2 * h)
+
+        d1, d2 = along(1e-3), along(5e-4)
+        directional = float(np.sum(grads[index] * u))
+        assert abs(directional - d2) <= abs(d1 - d2) + 1e-9 * max(
+            1.0, abs(d2)), (index, directional, d1, d2)
