@@ -452,3 +452,37 @@ TEST(PolynomialApprox, Gamma) {
 }
 
 } // namespace
+
+//===----------------------------------------------------------------------===//
+// The derivative certificate (the polynomial backward's weights)
+//===----------------------------------------------------------------------===//
+
+TEST(PolynomialApprox, DerivativeDeltaHoldsOnDenseGridAndIsTight) {
+  for (Family f : kFamilies)
+    for (double beta : kBetas)
+      for (int g = 1; g <= 10; ++g) {
+        SCOPED_TRACE(name(f, g, beta));
+        ExpApprox a = approximate(f, g, beta);
+        double dd = derivativeDelta(a);
+        ASSERT_TRUE(std::isfinite(dd));
+        LD worst = 0;
+        for (int i = 0; i <= kGrid; ++i) {
+          double x = i == kGrid ? beta : -beta + 2.0 * beta * i / kGrid;
+          // p'(x) in long double, from the double coefficients.
+          LD d = 0;
+          for (size_t k = a.coeffs.size(); k-- > 1;)
+            d = d * x + static_cast<LD>(k) * a.coeffs[k];
+          worst = std::max(worst, std::fabs(d / std::exp(static_cast<LD>(x)) -
+                                            1));
+        }
+        EXPECT_LE(worst, dd * (1 + 1e-9) + kRefSlack);
+        // Tight: the certificate is a cell enclosure of the supremum.
+        if (dd > 1e-12) {
+          EXPECT_GT(worst, 0.98L * dd);
+        }
+      }
+  // Taylor's p' is the Taylor polynomial of degree g − 1.
+  ExpApprox t4 = taylor(4, 1.0), t3 = taylor(3, 1.0);
+  EXPECT_NEAR(derivativeDelta(t4) / t3.delta, 1.0, 0.01);
+  EXPECT_TRUE(std::isinf(derivativeDelta(ExpApprox{})));
+}

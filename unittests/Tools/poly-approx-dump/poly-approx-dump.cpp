@@ -111,6 +111,7 @@ std::string toJson(const ExpApprox &a) {
        ", \"delta_certified\": " + num(a.deltaCertified) +
        ", \"positive\": " + (a.positive ? "true" : "false") +
        ", \"abs_sum\": " + num(a.absSum) +
+       ", \"delta_derivative\": " + num(derivativeDelta(a)) +
        ", \"output_bound\": " + num(outputErrorBound(a.delta)) +
        ", \"lse_bound\": " + num(lseErrorBound(a.delta)) + "}";
   return s;

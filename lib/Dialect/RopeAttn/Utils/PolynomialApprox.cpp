@@ -173,7 +173,7 @@ struct Certificate {
   bool positive;
 };
 
-Certificate certify(const std::vector<double> &c, double beta) {
+Certificate certify(const std::vector<LD> &c, double beta) {
   const int g = static_cast<int>(c.size()) - 1;
   const int cells = beta > 0 ? kCells : 1;
   // Cell i is [x0 − H, x0 + H]; H is enlarged so that the computed centres'
@@ -212,7 +212,7 @@ Certificate certify(const std::vector<double> &c, double beta) {
     const LD ax0 = std::fabs(x0);
     for (int j = 0; j <= g; ++j) {
       pk[j] = c[j];
-      ak[j] = std::fabs(static_cast<LD>(c[j]));
+      ak[j] = std::fabs(c[j]);
     }
     for (int k = 0; k < g; ++k)
       for (int j = g - 1; j >= k; --j) {
@@ -256,6 +256,10 @@ Certificate certify(const std::vector<double> &c, double beta) {
     }
   }
   return {worst * (1 + kMargin), positive};
+}
+
+Certificate certify(const std::vector<double> &c, double beta) {
+  return certify(std::vector<LD>(c.begin(), c.end()), beta);
 }
 
 ExpApprox unsupported(Family family, int degree, double beta) {
@@ -732,6 +736,19 @@ double roundingAllowance(const ExpApprox &approx, int64_t n,
   LD g = gamma(n, unitRoundoff);
   return roundUp(g * approx.absSum * expNonNeg(approx.beta).upper() *
                  (1 + 4 * kU));
+}
+
+double derivativeDelta(const ExpApprox &approx) {
+  if (approx.coeffs.empty() || !isSupported(0, approx.beta))
+    return kInf;
+  // p'(x) = Σ_k k·c_k x^{k−1}: k ≤ 17 widens a double mantissa by at most
+  // 5 bits, so the long double coefficients are exact.
+  std::vector<LD> d;
+  for (size_t k = 1; k < approx.coeffs.size(); ++k)
+    d.push_back(static_cast<LD>(k) * approx.coeffs[k]);
+  if (d.empty())
+    d.push_back(0);
+  return roundUp(certify(d, approx.beta).delta);
 }
 
 double outputErrorBound(double delta) {

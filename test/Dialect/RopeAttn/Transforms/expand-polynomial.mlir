@@ -81,3 +81,51 @@ func.func @declines(%q: tensor<1x8x4xf32>, %b: tensor<15xf32>, %w: tensor<1x8x32
   return %0, %1, %2, %3, %4 : tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xbf16>, tensor<1x8x4xf32>
 }
 
+
+// -----
+
+// The backward, causal with GQA (Hq = 2, Hk = 1): the same certificate and
+// switch as the forward; per candidate the key states (forward scan), then per
+// (query head, query chunk) Ẑ, D and dq through the feature Jacobian
+// (poly_features_grad on the query side, feature-major), the query states
+// reverse-scanned over query chunks (summed over the group's heads), and per
+// (key head, key chunk) dv, dk through the key-side Jacobian plus the exact
+// exponentials of the partly visible chunks.
+// CHECK-LABEL: func @grad_causal_gqa
+// CHECK: %[[R:.*]]:3 = scf.index_switch %{{.*}} -> tensor<2x100x4xf32>, tensor<1x120x4xf32>, tensor<1x120x3xf32>
+// CHECK: case 0 {
+// CHECK: scf.forall {{.*}} in (1, 2)
+// CHECK: ropeattn.poly_features %{{.*}} side key transposed scale(5.000000e-01) : tensor<?x4xf32> -> tensor<5x?xf32>
+// CHECK: scf.forall {{.*}} in (2, 2)
+// CHECK: ropeattn.poly_features_grad %{{.*}}, %{{.*}} coefficients [{{.*}}] side query transposed scale(5.000000e-01) : tensor<?x4xf32>, tensor<5x?xf32> -> tensor<4x?xf32>
+// CHECK: math.exp
+// Reverse scan: the slots run from the last query chunk down (c = 2 − i).
+// CHECK: scf.forall {{.*}} in (1, 2)
+// CHECK: scf.for {{.*}} to %c2
+// CHECK: ropeattn.poly_features %{{.*}} side query transposed
+// CHECK: scf.forall {{.*}} in (1)
+// CHECK: arith.subi %c2
+// CHECK: scf.forall {{.*}} in (1, 2)
+// CHECK: arith.ceildivsi
+// CHECK: ropeattn.poly_features_grad %{{.*}}, %{{.*}} coefficients [{{.*}}] side key transposed scale(5.000000e-01) : tensor<?x4xf32>, tensor<5x?xf32> -> tensor<4x?xf32>
+// CHECK: arith.floordivsi
+// CHECK: scf.for
+// CHECK: math.exp
+// CHECK: default {
+// CHECK: ropeattn.attention_grad {{.*}} causal method exact
+// CHECK: return %[[R]]#0, %[[R]]#1, %[[R]]#2
+func.func @grad_causal_gqa(%q: tensor<2x100x4xf32>, %k: tensor<1x120x4xf32>, %v: tensor<1x120x3xf32>, %o: tensor<2x100x3xf32>, %do: tensor<2x100x3xf32>) -> (tensor<2x100x4xf32>, tensor<1x120x4xf32>, tensor<1x120x3xf32>) {
+  %dq, %dk, %dv = ropeattn.attention_grad %q, %k, %v, %o, %do causal method polynomial : (tensor<2x100x4xf32>, tensor<1x120x4xf32>, tensor<1x120x3xf32>, tensor<2x100x3xf32>, tensor<2x100x3xf32>) -> (tensor<2x100x4xf32>, tensor<1x120x4xf32>, tensor<1x120x3xf32>)
+  return %dq, %dk, %dv : tensor<2x100x4xf32>, tensor<1x120x4xf32>, tensor<1x120x3xf32>
+}
+
+// -----
+
+// The backward declines like the forward (here: a bias).
+// CHECK-LABEL: func @grad_declines
+// CHECK: ropeattn.attention_grad {{.*}} bias(%{{.*}}) method exact
+func.func @grad_declines(%q: tensor<1x8x4xf32>, %b: tensor<15xf32>) -> (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>) {
+  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: a relative bias needs the Toeplitz method (the bias does not factor through the features)}}
+  %dq, %dk, %dv, %db = ropeattn.attention_grad %q, %q, %q, %q, %q bias(%b) method polynomial : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>) -> (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>)
+  return %dq, %dk, %dv, %db : tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>
+}

@@ -112,6 +112,12 @@ double gamma(int64_t n, double unitRoundoff);
 double roundingAllowance(const ExpApprox &approx, int64_t n,
                          double unitRoundoff);
 
+/// A proven δ' with |p'(x) − eˣ| ≤ δ'·eˣ on [−β, β] for the derivative of
+/// the approximation's polynomial (the weights of the polynomial method's
+/// backward; the certificate of §3.2 applied to p'), or +inf when β is not
+/// supported or there are no coefficients.
+double derivativeDelta(const ExpApprox &approx);
+
 /// Attention with weights w̃_j = w_j(1 + ε_j), |ε_j| ≤ δ < 1 (w_j > 0):
 /// the tight bound on |Õ_i − O_i| / max_j |v_j|, 2δ / (1 + √(1 − δ²))
 /// (≈ δ; docs/Polynomial.md §4). +inf for δ ≥ 1, NaN for δ < 0 or NaN.
