@@ -50,3 +50,10 @@ check-format: deps
 
 clean:
 	rm -rf $(BUILD_DIR) $(ASAN_DIR)
+
+# The Python package (python/, pure Python) into $(PYTHON)'s environment; it
+# finds libRopeAttnCAPI.so as README.md ("Python and the C API") describes.
+PYTHON ?= $(CURDIR)/.venv/bin/python
+.PHONY: python-install
+python-install: build
+	$(PYTHON) -m pip install ./python
