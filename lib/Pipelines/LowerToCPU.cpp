@@ -22,6 +22,17 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
                                        const LowerToCPUOptions &options) {
   pm.addPass(ropeattn::createRopeAttnExportABI());
   pm.addPass(createCanonicalizerPass());
+  if (options.autoMethod == AutoMethod::CostModel) {
+    ropeattn::RopeAttnSelectMethodOptions select;
+    select.familyName = options.family;
+    select.epsilon = options.epsilon;
+    select.maxDegree = options.maxDegree;
+    select.maxRank = options.maxRank;
+    select.chunk = options.polyChunk;
+    select.assumedBeta = options.assumedBeta;
+    pm.addNestedPass<func::FuncOp>(
+        ropeattn::createRopeAttnSelectMethod(select));
+  }
   pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnPrerotate());
   ropeattn::RopeAttnExpandPolynomialOptions poly;
   poly.familyName = options.family;

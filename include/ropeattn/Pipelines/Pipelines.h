@@ -13,6 +13,9 @@
 namespace mlir {
 namespace ropeattn {
 
+/// What `method auto` means in a pipeline.
+enum class AutoMethod { Exact, CostModel };
+
 /// Options of `rope-lower-to-cpu`.
 struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<bool> useBlas{
@@ -46,6 +49,19 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<int64_t> polyChunk{
       *this, "poly-chunk", llvm::cl::desc("Polynomial method: rows per chunk"),
       llvm::cl::init(256)};
+  PassOptions::Option<AutoMethod> autoMethod{
+      *this, "auto", llvm::cl::desc("What `method auto` means"),
+      llvm::cl::init(AutoMethod::Exact),
+      llvm::cl::values(
+          clEnumValN(AutoMethod::Exact, "exact",
+                     "the exact method (no approximation unless asked for)"),
+          clEnumValN(AutoMethod::CostModel, "cost-model",
+                     "ropeattn-select-method chooses exact or polynomial "
+                     "(under epsilon) by estimated cost"))};
+  PassOptions::Option<double> assumedBeta{
+      *this, "assumed-beta",
+      llvm::cl::desc("Cost model: the logit bound the estimate assumes"),
+      llvm::cl::init(1.0)};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),

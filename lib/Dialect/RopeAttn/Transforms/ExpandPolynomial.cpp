@@ -21,6 +21,7 @@
 
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
+#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
@@ -743,27 +744,13 @@ struct Options {
   int64_t maxDegree, maxRank, maxStateBytes, chunk;
 };
 
-/// The largest logit range of degree g whose proven bound meets ε: Taylor
-/// in closed form, the fitted families on the grid 2^(k/2), k = −8..6.
 std::optional<Candidate> candidateFor(const Options &opt, int64_t g) {
-  auto make = [&](const poly::ExpApprox &a) -> std::optional<Candidate> {
-    if (!a.positive || !(a.delta <= opt.epsilon) || a.coeffs.empty())
-      return std::nullopt;
-    return Candidate{g, a.beta, a.delta,
-                     SmallVector<double>(a.coeffs.begin(), a.coeffs.end())};
-  };
-  if (opt.family == poly::Family::Taylor) {
-    double b = poly::taylorBetaLimit(g, opt.epsilon);
-    if (!(b > 0))
-      return std::nullopt;
-    return make(poly::taylor(g, std::min(b, 8.0)));
-  }
-  for (int k = 6; k >= -8; --k) {
-    double b = std::pow(2.0, k / 2.0);
-    if (auto c = make(poly::approximate(opt.family, g, b)))
-      return c;
-  }
-  return std::nullopt;
+  std::optional<cost::PolyCandidate> c =
+      cost::polyCandidate(opt.family, g, opt.epsilon);
+  if (!c)
+    return std::nullopt;
+  return Candidate{g, c->betaMax, c->delta,
+                   SmallVector<double>(c->coeffs.begin(), c->coeffs.end())};
 }
 
 /// Rewrites attention / attention_grad with `method polynomial` into an

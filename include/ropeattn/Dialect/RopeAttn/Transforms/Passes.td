@@ -51,25 +51,28 @@ def RopeAttnPrerotate : Pass<"ropeattn-prerotate"> {
 def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
   let summary = "polynomial-method attention with a run-time certificate";
   let description = [{
-    Rewrites every `ropeattn.attention` with `method polynomial` (f32/f64,
-    static shapes, RoPE already pre-rotated, no bias) into the polynomial
-    method: e^ℓ ≈ p_g(ℓ) = ⟨φ_Q(q̃), φ_K(k̃)⟩ with `ropeattn.poly_features`
-    of rank C(D + g, g), Taylor coefficients of even degree g (positive
-    everywhere), two matmuls per chunk and a normalization (non-causal), or a
-    chunked prefix scan whose partially visible chunks use exact exponentials
-    (causal). See docs/Polynomial.md.
+    Rewrites every `ropeattn.attention` and `ropeattn.attention_grad` with
+    `method polynomial` (f32/f64, static shapes, RoPE already pre-rotated, no
+    bias) into the polynomial method: e^ℓ ≈ p_g(ℓ) = ⟨φ_Q(q̃), φ_K(k̃)⟩ with
+    `ropeattn.poly_features` of rank C(D + g, g) (Taylor, Chebyshev or
+    minimax coefficients, `family`), two matmuls per chunk and a
+    normalization (non-causal), or a chunked prefix scan whose partially
+    visible chunks use exact exponentials (causal). The backward is the exact
+    gradient of that forward, through the feature Jacobian
+    (`ropeattn.poly_features_grad`) and a reverse scan of query states. See
+    docs/Polynomial.md §8–§9.
 
     The degree is chosen at run time: the generated code computes
-    β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (O((N + M)·D)), evaluates the proven
-    bound δ(g, β̂) = e^β̂·β̂^(g+1)/(g+1)! for each candidate degree, and runs
-    the least degree with δ ≤ `epsilon`; when none qualifies it runs the
-    exact method (an `scf.index_switch`; both paths are compiled). The output
-    then satisfies |Õ − O| ≤ 2δ/(1 − δ)·max|v|.
+    β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (O((N + M)·D)) and runs the cheapest
+    compiled candidate whose certified range [−B_g, B_g] covers β̂ (each with
+    a proven weight error δ_g ≤ `epsilon`); when none does it runs the exact
+    method (an `scf.index_switch`; both paths are compiled). The output then
+    satisfies |Õ − O| ≤ 2δ/(1 + √(1 − δ²))·max|v|.
 
-    Candidate degrees are 2, 4, …, `max-degree`, cut where the feature rank
-    exceeds `max-rank` or the prefix states exceed `max-state-mib`; if no
-    degree fits, or the op has a bias, fused RoPE, f16/bf16 types or dynamic
-    shapes, the op gets `method exact` and a remark says why.
+    Candidate degrees are 1 … `max-degree` (Taylor: even only), cut where the
+    feature rank exceeds `max-rank` or the states exceed `max-state-mib`; if
+    no degree fits, or the op has a bias, fused RoPE, f16/bf16 types or
+    dynamic shapes, the op gets `method exact` and a remark says why.
 
     ```mlir
     %o = ropeattn.attention %q, %k, %v method polynomial : (...) -> ...
@@ -104,6 +107,52 @@ def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
   ];
+}
+
+def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
+  let summary = "cost model: chooses exact or polynomial for `method auto`";
+  let description = [{
+    Annotates every `ropeattn.attention` and `ropeattn.attention_grad` whose
+    method is `auto` (no `method` attribute) with `method exact` or
+    `method polynomial`, by estimated cost; an explicit method is a hint the
+    pass honours (it is left alone). The estimates (docs/Spec.md §11, "Cost
+    model"; lib/Dialect/RopeAttn/Utils/CostModel.cpp) count flops:
+
+    * exact: visible pairs × (2(D + Dv) + 10) forward, × (2(3D + 2Dv) + 10)
+      backward (an exponential counts 10);
+    * polynomial at the least degree g whose certified range covers
+      `assumed-beta` (within `max-degree`, `max-rank`): features, the state
+      and query matmuls with rank r = C(D + g, g) and Dv + 1 columns, the
+      causal partial chunks, and for the backward the feature Jacobians;
+      divided by `poly-efficiency` (its measured throughput relative to the
+      exact path's).
+
+    Polynomial is chosen when it is estimated cheaper. The choice is safe
+    whatever the run-time logit bound: the polynomial lowering certifies β̂
+    at run time and falls back to exact (docs/Spec.md §11). Ops the
+    polynomial method cannot take (bias, f16/bf16, dynamic shapes, empty
+    problems) get `method exact`. `remarks` reports every decision with its
+    estimates.
+  }];
+  let options = [
+    Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
+           "polynomial family: taylor, chebyshev or minimax">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-3",
+           "bound on the relative error δ of every attention weight">,
+    Option<"maxDegree", "max-degree", "int64_t", /*default=*/"6",
+           "largest polynomial degree considered">,
+    Option<"maxRank", "max-rank", "int64_t", /*default=*/"32768",
+           "largest feature rank C(D + g, g) allowed">,
+    Option<"chunk", "chunk", "int64_t", /*default=*/"256",
+           "rows per chunk of the polynomial method">,
+    Option<"assumedBeta", "assumed-beta", "double", /*default=*/"1.0",
+           "logit bound β̂ the estimate assumes (the run time certifies it)">,
+    Option<"polyEfficiency", "poly-efficiency", "double", /*default=*/"0.8",
+           "polynomial-path throughput relative to the exact path">,
+    Option<"remarks", "remarks", "bool", /*default=*/"false",
+           "emit a remark with the estimates for every decision">,
+  ];
+  let dependentDialects = ["::mlir::ropeattn::RopeAttnDialect"];
 }
 
 #endif // ROPEATTN_DIALECT_ROPEATTN_TRANSFORMS_PASSES_TD

@@ -1,0 +1,85 @@
+//===- CostModel.cpp - method selection for ropeattn attention ------------===//
+//
+// Part of the ropeattn project.
+//
+//===----------------------------------------------------------------------===//
+
+#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
+
+#include <algorithm>
+#include <cmath>
+
+using namespace mlir::ropeattn;
+using namespace mlir::ropeattn::cost;
+
+std::optional<PolyCandidate> cost::polyCandidate(poly::Family family, int64_t g,
+                                                 double epsilon) {
+  auto make = [&](const poly::ExpApprox &a) -> std::optional<PolyCandidate> {
+    if (!a.positive || !(a.delta <= epsilon) || a.coeffs.empty())
+      return std::nullopt;
+    return PolyCandidate{g, a.beta, a.delta, a.coeffs};
+  };
+  if (family == poly::Family::Taylor) {
+    if (g % 2 != 0)
+      return std::nullopt; // odd Taylor polynomials are not positive
+    double b = poly::taylorBetaLimit(g, epsilon);
+    if (!(b > 0))
+      return std::nullopt;
+    return make(poly::taylor(g, std::min(b, poly::kMaxBeta)));
+  }
+  for (int k = 6; k >= -8; --k)
+    if (auto c = make(poly::approximate(family, g, std::pow(2.0, k / 2.0))))
+      return c;
+  return std::nullopt;
+}
+
+double cost::visiblePairs(const AttentionShape &s) {
+  double n = s.n, m = s.m;
+  if (!s.causal)
+    return n * m;
+  // Row i sees min(M, max(0, i + M − N + 1)) keys.
+  double shift = m - n, total = 0;
+  // Rows with 0 < i + shift + 1 < M form an arithmetic series; the rest are
+  // 0 or M.
+  double firstRow = std::max(0.0, -shift);       // first row seeing a key
+  double fullRow = std::max(0.0, m - 1 - shift); // first row seeing all keys
+  double lo = std::min(firstRow, n), hi = std::min(fullRow, n);
+  if (hi > lo) // Σ_{i=lo}^{hi−1} (i + shift + 1)
+    total += (hi - lo) * ((lo + shift + 1) + (hi - 1 + shift + 1)) / 2;
+  total += (n - std::max(hi, lo)) * m;
+  return total;
+}
+
+double cost::exactFlops(const AttentionShape &s, bool grad) {
+  double pairs = visiblePairs(s) * s.bhq;
+  // Forward: S = QKᵀ (2D), exp, O += PV (2Dv). Backward (flash): recompute
+  // S (2D) and exp, dP = dO·Vᵀ (2Dv), dV += Pᵀ·dO (2Dv), dQ += dS·K (2D),
+  // dK += dSᵀ·Q (2D).
+  double perPair = grad ? 2.0 * (3 * s.d + 2 * s.dv) + kExpFlops
+                        : 2.0 * (s.d + s.dv) + kExpFlops;
+  return pairs * perPair;
+}
+
+double cost::polyFlops(const AttentionShape &s, int64_t g, int64_t chunk,
+                       bool grad) {
+  double r = poly::featureRank(s.d, g);
+  double r1 = g > 0 ? poly::featureRank(s.d, g - 1) : 0;
+  double w = s.dv + 1;
+  double qRows = double(s.bhq) * s.n, kRows = double(s.bhk) * s.m;
+  double feat = (qRows + kRows) * r * g; // products of g factors
+  double states = 2.0 * kRows * r * w;   // Φ_Kᵀ·[V | 1]
+  double queries = 2.0 * qRows * r * w;  // Φ_Q·KV
+  // Causal: at most ~C partly visible keys per query row, exactly.
+  double partial = s.causal ? qRows * std::min<double>(chunk, s.m) *
+                                  (2.0 * (s.d + s.dv) + kExpFlops)
+                            : 0;
+  if (!grad)
+    return feat + states + queries + partial;
+  // Backward: features of both sides twice, KV states, per query row Ẑ
+  // (2r), W (2rw), the Jacobian (4·R'·D), the query states (2rw); per key
+  // row dv (2r·Dv), W (2rw), the Jacobian; the partial blocks twice plus
+  // the gradient products.
+  double jac = 4.0 * (qRows + kRows) * r1 * s.d;
+  return 2 * feat + states + qRows * (2 * r + 4 * r * w) +
+         kRows * (2 * r * s.dv + 2 * r * w) + jac + 2.5 * partial;
+}
