@@ -472,8 +472,8 @@ TEST(PolynomialApprox, DerivativeDeltaHoldsOnDenseGridAndIsTight) {
           LD d = 0;
           for (size_t k = a.coeffs.size(); k-- > 1;)
             d = d * x + static_cast<LD>(k) * a.coeffs[k];
-          worst = std::max(worst, std::fabs(d / std::exp(static_cast<LD>(x)) -
-                                            1));
+          worst =
+              std::max(worst, std::fabs(d / std::exp(static_cast<LD>(x)) - 1));
         }
         EXPECT_LE(worst, dd * (1 + 1e-9) + kRefSlack);
         // Tight: the certificate is a cell enclosure of the supremum.
