@@ -9,6 +9,14 @@
    bound delta(g, beta) (poly-approx-dump) and the measured max|O~ - O|/max|v|
    of the compiled polynomial path at that degree against the exact path.
 
+3. Backward: the polynomial attention_grad vs the polynomial forward vs the
+   exact attention_grad (d = 16, beta = 0.9, non-causal and causal).
+4. Efficiency, in the same run: the machine's fp32 matmul throughput
+   (OpenBLAS sgemm 2048^3, rope-baseline --sgemm), the same sgemm on the
+   polynomial path's product shape [r, C] x [C, Dv + 1], and the polynomial
+   forward's matmul flops 2 (N + M) r (Dv + 1) divided by its whole time (a
+   lower bound on its matmuls' throughput).
+
 Writes bench/results/poly_cpu.{md,json,png}.
 
     .venv/bin/python bench/run_poly_bench.py [--quick]
@@ -64,12 +72,90 @@ def run(rope_run, tmp, method, n, d, x, reps, options=""):
     return ms, np.load(out)
 
 
+def grad_fn(method, n, d, causal):
+    t = f"tensor<1x1x{n}x{d}xf32>"
+    c = " causal" if causal else ""
+    return (f"func.func @f(%q: {t}, %k: {t}, %v: {t}, %o: {t}, %do: {t}) -> "
+            f"({t}, {t}, {t}) {{\n"
+            f"  %dq, %dk, %dv = ropeattn.attention_grad %q, %k, %v, %o, %do{c}"
+            f" method {method} : ({t}, {t}, {t}, {t}, {t}) -> ({t}, {t}, {t})\n"
+            f"  return %dq, %dk, %dv : {t}, {t}, {t}\n}}\n")
+
+
+def fwd_fn(method, n, d, causal):
+    return fn(method, n, d).replace(
+        f"method {method}", ("causal " if causal else "") + f"method {method}")
+
+
+def time_module(rope_run, tmp, text, arrays, reps, tag):
+    path = os.path.join(tmp, f"{tag}.mlir")
+    with open(path, "w") as fh:
+        fh.write(text)
+    cmd = [rope_run, path, "--function=f", f"--benchmark={reps}"]
+    for i, a in enumerate(arrays):
+        p = os.path.join(tmp, f"{tag}_{i}.npy")
+        np.save(p, a)
+        cmd.append(f"--input=@{p}")
+    res = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return float(re.search(r"median ([0-9.]+) ms", res.stdout).group(1))
+
+
+def sgemm(baseline, n, k, cols, reps=5):
+    res = subprocess.run([baseline, f"--sgemm={n}", f"--k={k}",
+                          f"--cols={cols}", f"--reps={reps}"],
+                         capture_output=True, text=True, check=True)
+    return float(re.search(r"([0-9.]+) GFLOP/s", res.stdout).group(1))
+
+
+def backward_and_efficiency(rope_run, baseline, tmp, quick):
+    d, beta, r = 16, 0.9, math.comb(16 + 4, 4)
+    grad, eff = [], {}
+    for causal in (False, True):
+        for n in ([4096] if quick else [4096, 16384]):
+            x = inputs(n, d, beta)
+            rng = np.random.default_rng(2)
+            o = rng.standard_normal(x[0].shape).astype(np.float32)
+            do = rng.standard_normal(x[0].shape).astype(np.float32)
+            row = {"n": n, "d": d, "causal": causal}
+            row["poly_fwd_ms"] = time_module(
+                rope_run, tmp, fwd_fn("polynomial", n, d, causal), x, 3,
+                f"pf{n}{causal}")
+            row["poly_bwd_ms"] = time_module(
+                rope_run, tmp, grad_fn("polynomial", n, d, causal),
+                x + [o, do], 3, f"pb{n}{causal}")
+            row["exact_bwd_ms"] = time_module(
+                rope_run, tmp, grad_fn("exact", n, d, causal), x + [o, do],
+                1, f"eb{n}{causal}")
+            grad.append(row)
+            print(f"backward n={n} causal={causal}: poly fwd "
+                  f"{row['poly_fwd_ms']:.1f} ms, poly bwd "
+                  f"{row['poly_bwd_ms']:.1f} ms "
+                  f"({row['poly_bwd_ms'] / row['poly_fwd_ms']:.2f}x fwd), "
+                  f"exact bwd {row['exact_bwd_ms']:.1f} ms", flush=True)
+    n = 16384 if quick else 65536
+    x = inputs(n, d, beta)
+    eff["peak_gflops"] = sgemm(baseline, 2048, 2048, 2048)
+    eff["shape_gflops"] = sgemm(baseline, r, 256, d + 1, reps=50)
+    t = time_module(rope_run, tmp, fn("polynomial", n, d), x, 3, "eff")
+    eff["n"] = n
+    eff["poly_ms"] = t
+    eff["path_gflops"] = 2.0 * (2 * n) * r * (d + 1) / (t * 1e6)
+    eff["peak_gflops_after"] = sgemm(baseline, 2048, 2048, 2048)
+    print(f"efficiency: sgemm 2048^3 {eff['peak_gflops']:.1f} / "
+          f"{eff['peak_gflops_after']:.1f} GFLOP/s (before/after), sgemm "
+          f"[{r}x256]x[256x{d + 1}] {eff['shape_gflops']:.1f} GFLOP/s, "
+          f"polynomial forward n={n}: {eff['path_gflops']:.1f} GFLOP/s of "
+          "matmul flops over its whole time", flush=True)
+    return grad, eff
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
     args = ap.parse_args()
     rope_run = os.path.join(args.build_dir, "bin", "rope-run")
+    baseline = os.path.join(args.build_dir, "bin", "rope-baseline")
     dump = os.path.join(args.build_dir, "bin", "poly-approx-dump")
     ns = [4096, 8192, 16384] if args.quick else \
         [4096, 8192, 16384, 32768, 65536]
@@ -127,10 +213,13 @@ def main():
                     print(f"{family} beta={b} g={g}: delta={delta:.2e} "
                           f"bound={row['output_bound']:.2e} measured={err:.2e}",
                           flush=True)
+        grad, eff = backward_and_efficiency(rope_run, baseline, tmp,
+                                            args.quick)
     out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
     with open(os.path.join(out_dir, "poly_cpu.json"), "w") as fh:
-        json.dump({"scaling": scaling, "error": rows}, fh, indent=1)
+        json.dump({"scaling": scaling, "error": rows, "backward": grad,
+                   "efficiency": eff}, fh, indent=1)
     lines = ["# Polynomial method vs exact (CPU, forward, non-causal)", "",
              f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
              f"2 cores; command: `.venv/bin/python bench/run_poly_bench.py"
@@ -155,6 +244,31 @@ def main():
                          f"(polynomial; linear would be 8), "
                          f"{t[65536]['exact_ms'] / t[8192]['exact_ms']:.1f} "
                          "(exact; quadratic would be 64)")
+    lines += ["", "## Backward (d = 16, beta = 0.9, minimax, epsilon = 1e-3)",
+              "", "| n | causal | poly fwd ms | poly bwd ms | bwd / fwd | "
+              "exact bwd ms | exact / poly bwd |", "|---:|---|---:|---:|---:|"
+              "---:|---:|"]
+    for r in grad:
+        lines.append(f"| {r['n']} | {r['causal']} | {r['poly_fwd_ms']:.1f} | "
+                     f"{r['poly_bwd_ms']:.1f} | "
+                     f"{r['poly_bwd_ms'] / r['poly_fwd_ms']:.2f} | "
+                     f"{r['exact_bwd_ms']:.1f} | "
+                     f"{r['exact_bwd_ms'] / r['poly_bwd_ms']:.1f} |")
+    lines += ["", "## Matmul efficiency (same run)", "",
+              f"- fp32 peak as measured: OpenBLAS sgemm 2048^3 = "
+              f"{eff['peak_gflops']:.1f} GFLOP/s before, "
+              f"{eff['peak_gflops_after']:.1f} after the polynomial run.",
+              f"- The polynomial product shape alone, sgemm [4845 x 256] x "
+              f"[256 x 17]: {eff['shape_gflops']:.1f} GFLOP/s "
+              f"({100 * eff['shape_gflops'] / eff['peak_gflops']:.0f}% of "
+              "peak).",
+              f"- Polynomial forward, n = {eff['n']}, d = 16 (g = 4, r = "
+              f"4845): {eff['poly_ms']:.1f} ms; its matmul flops "
+              f"2(N + M) r (Dv + 1) over the whole time = "
+              f"{eff['path_gflops']:.1f} GFLOP/s "
+              f"({100 * eff['path_gflops'] / eff['peak_gflops']:.0f}% of "
+              "peak; a lower bound for the matmuls, since the time includes "
+              "the features, the norms and the normalization)."]
     lines += ["", "## Error vs degree vs beta (n = 4096, d = 16)", "",
               "| family | beta | degree | proven delta | proven output bound "
               "| measured err |", "|---|---:|---:|---:|---:|---:|"]

@@ -18,6 +18,7 @@
 #include "Attention.h"
 #include "NpyIO.h"
 
+#include <cblas.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -45,6 +46,9 @@ const char *kUsage =
     "         [--block-q=128] [--block-k=256] [--seed=1]\n"
     "         [--in-dir=DIR] [--out-dir=DIR]\n"
     "       rope-baseline --info   (OpenBLAS build, kernels, threads)\n"
+    "       rope-baseline --sgemm=N [--k=N] [--cols=N] [--reps=R]\n"
+    "         (the machine's fp32 matmul throughput: OpenBLAS sgemm of\n"
+    "          [N, k] x [k, cols], all threads; median GFLOP/s)\n"
     "Attention forward (or forward + timed backward) of fp32 [B, H, N, D]\n"
     "tensors with RoPE (base 10000, half layout) applied up front, OpenBLAS\n"
     "sgemm + online softmax, OpenMP. --reps prints median/min/max ms and\n"
@@ -159,6 +163,34 @@ int main(int argc, char **argv) {
                 "%d OpenMP threads\n",
                 openblas_get_config(), openblas_get_corename(), kernels,
                 omp_get_max_threads());
+    return 0;
+  }
+
+  if (args.has("sgemm")) {
+    // The reference fp32 throughput ("machine peak" in bench/): one
+    // OpenBLAS sgemm, C = A·B, with all of OpenBLAS's threads.
+    const int64_t n = args.integer("sgemm", 2048);
+    const int64_t k = args.integer("k", n), cols = args.integer("cols", n);
+    const int64_t reps = args.integer("reps", 5);
+    if (n <= 0 || k <= 0 || cols <= 0 || reps <= 0)
+      fail("--sgemm, --k, --cols and --reps must be positive");
+    std::vector<float> a(n * k, 0.5f), b(k * cols, 0.25f), c(n * cols);
+    std::vector<double> times;
+    for (int64_t r = -1; r < reps; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, cols, k, 1.0f,
+                  a.data(), k, b.data(), cols, 0.0f, c.data(), cols);
+      auto t1 = std::chrono::steady_clock::now();
+      if (r >= 0)
+        times.push_back(
+            std::chrono::duration<double, std::milli>(t1 - t0).count());
+    }
+    std::sort(times.begin(), times.end());
+    const double median = times[times.size() / 2];
+    const double flops = 2.0 * n * k * cols;
+    std::printf("sgemm %lldx%lldx%lld: median %.3f ms  %.2f GFLOP/s\n",
+                (long long)n, (long long)k, (long long)cols, median,
+                flops / (median * 1e6));
     return 0;
   }
 

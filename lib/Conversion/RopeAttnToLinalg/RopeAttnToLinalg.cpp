@@ -892,6 +892,8 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
         results.push_back(
             constantTensor(kb, cast<RankedTensorType>(l.getType()),
                            -std::numeric_limits<double>::infinity()));
+      if (Value c = op.getCertificate())
+        results.push_back(exactCertificate(kb, c));
       rewriter.replaceOp(op, results);
       return success();
     }
@@ -904,8 +906,20 @@ struct LowerAttention : OpRewritePattern<AttentionOp> {
     if (Value l = op.getLogsumexp())
       results.push_back(
           kb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
+    if (Value c = op.getCertificate())
+      results.push_back(exactCertificate(kb, c));
     rewriter.replaceOp(op, results);
     return success();
+  }
+
+  /// The exact method's certificate: [NaN (β̂ not evaluated), 0 (degree:
+  /// exact), 0, 0, 0] (docs/Spec.md §11).
+  static Value exactCertificate(KB &kb, Value certificate) {
+    auto type = cast<RankedTensorType>(certificate.getType());
+    SmallVector<double> values(type.getNumElements(), 0.0);
+    values[0] = std::numeric_limits<double>::quiet_NaN();
+    return arith::ConstantOp::create(
+        kb.b, kb.loc, DenseElementsAttr::get(type, ArrayRef<double>(values)));
   }
   int64_t blockQ, blockK;
 };

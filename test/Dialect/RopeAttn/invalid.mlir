@@ -750,3 +750,39 @@ func.func @poly_grad_scale(%x: tensor<2x3xf32>, %w: tensor<2x4xf32>) -> tensor<2
   %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0] side query scale(0x7FF0000000000000) : tensor<2x3xf32>, tensor<2x4xf32> -> tensor<2x3xf32>
   return %0 : tensor<2x3xf32>
 }
+
+//===----------------------------------------------------------------------===//
+// attention certificate
+//===----------------------------------------------------------------------===//
+
+// -----
+
+func.func @certificate_size(%q: tensor<2x16x8xf32>) -> tensor<4xf64> {
+  // expected-error @+1 {{'ropeattn.attention' op expected certificate of type 'tensor<5xf64>' ([beta, degree, delta, output bound, logsumexp bound]), found 'tensor<4xf64>'}}
+  %o, %c = ropeattn.attention %q, %q, %q : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<4xf64>)
+  return %c : tensor<4xf64>
+}
+
+// -----
+
+func.func @certificate_f32(%q: tensor<2x16x8xf32>) -> tensor<5xf32> {
+  // expected-error @+1 {{'ropeattn.attention' op result #1 must be ranked tensor of 64-bit float values, but got 'tensor<5xf32>'}}
+  %o, %c = ropeattn.attention %q, %q, %q : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<5xf32>)
+  return %c : tensor<5xf32>
+}
+
+// -----
+
+func.func @certificate_not_last(%q: tensor<2x16x8xf32>) {
+  // expected-error @+1 {{expected the certificate (tensor<5xf64>) as the last result}}
+  %o, %l, %c = ropeattn.attention %q, %q, %q : (tensor<2x16x8xf32>, tensor<2x16xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16xf32>, tensor<2x16x8xf32>)
+  return
+}
+
+// -----
+
+func.func @too_many_results(%q: tensor<2x16x8xf32>) {
+  // expected-error @+1 {{expected 1 to 3 result types (output, [logsumexp], [certificate]), found 4}}
+  %o:4 = ropeattn.attention %q, %q, %q : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16xf32>, tensor<5xf64>, tensor<5xf64>)
+  return
+}

@@ -105,6 +105,18 @@ func.func @attention_dynamic(%q: tensor<?x?x?x64xf32>, %k: tensor<?x?x?x64xf32>,
   return %o : tensor<?x?x?x?xf32>
 }
 
+// The certificate result ([β̂, g, δ, output bound, lse bound]), with and
+// without logsumexp: the rank-1 f64 type at the end is the certificate.
+// CHECK-LABEL: func @attention_certificate
+func.func @attention_certificate(%q: tensor<2x16x8xf32>) -> (tensor<5xf64>, tensor<2x16xf32>, tensor<5xf64>) {
+  // CHECK: %{{.*}}, %[[C0:.*]] = ropeattn.attention {{.*}} method polynomial : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<5xf64>)
+  %o, %c = ropeattn.attention %q, %q, %q method polynomial : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<5xf64>)
+  // CHECK: %{{.*}}, %[[L:.*]], %[[C1:.*]] = ropeattn.attention {{.*}} causal : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16xf32>, tensor<5xf64>)
+  %o2, %l, %c2 = ropeattn.attention %q, %q, %q causal : (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16xf32>, tensor<5xf64>)
+  // CHECK: return %[[C0]], %[[L]], %[[C1]]
+  return %c, %l, %c2 : tensor<5xf64>, tensor<2x16xf32>, tensor<5xf64>
+}
+
 // CHECK-LABEL: func @attention_grad_minimal
 func.func @attention_grad_minimal(%q: tensor<2x16x8xf32>, %o: tensor<2x16x8xf32>) -> (tensor<2x16x8xf32>, tensor<2x16x8xf32>, tensor<2x16x8xf32>) {
   // CHECK: ropeattn.attention_grad %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : (

@@ -87,11 +87,13 @@ def mlir(case, method):
     q, k, v, o, lse, _ = case.shapes()
     et = case.dtype
     T = lambda s: ao.tensor_type(s, et)  # noqa: E731
+    c = "tensor<5xf64>"
     return (f"func.func @fwd(%q: {T(q)}, %k: {T(k)}, %v: {T(v)}) -> "
-            f"({T(o)}, {T(lse)}) {{\n"
-            f"  %o, %l = ropeattn.attention %q, %k, %v{case.attrs()} "
-            f"method {method} : ({T(q)}, {T(k)}, {T(v)}) -> ({T(o)}, {T(lse)})\n"
-            f"  return %o, %l : {T(o)}, {T(lse)}\n}}\n")
+            f"({T(o)}, {T(lse)}, {c}) {{\n"
+            f"  %o, %l, %c = ropeattn.attention %q, %k, %v{case.attrs()} "
+            f"method {method} : ({T(q)}, {T(k)}, {T(v)}) -> "
+            f"({T(o)}, {T(lse)}, {c})\n"
+            f"  return %o, %l, %c : {T(o)}, {T(lse)}, {c}\n}}\n")
 
 
 def run(rope_run, path, inputs, workdir, options):
@@ -100,7 +102,7 @@ def run(rope_run, path, inputs, workdir, options):
         p = os.path.join(workdir, f"in{i}.npy")
         np.save(p, x)
         paths.append(p)
-    outs = [os.path.join(workdir, f"out{i}.npy") for i in range(2)]
+    outs = [os.path.join(workdir, f"out{i}.npy") for i in range(3)]
     cmd = [rope_run, path, "--function=fwd", f"--pipeline-options={options}"]
     cmd += [f"--input=@{p}" for p in paths] + [f"--output=@{p}" for p in outs]
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -148,20 +150,33 @@ def check(rope_run, dump, rng, workdir, dtype):
         fh.write(mlir(case, "polynomial"))
     with open(exact_path, "w") as fh:
         fh.write(mlir(case, "exact"))
-    o, lse = run(rope_run, poly_path, [q, k, v], workdir, options)
+    o, lse, cert = run(rope_run, poly_path, [q, k, v], workdir, options)
     desc = (f"{dtype} {family} n={case.n} m={case.m} d={case.d} "
             f"dv={case.dv} hq={case.hq} hk={case.hk} causal={case.causal} "
             f"rope={None if case.rope is None else case.rope['layout']} "
             f"beta={beta:.3g} eps={epsilon:g} max-degree={max_degree} "
             f"chunk={chunk}")
+    # The certificate result: beta-hat (the compiled code's, from squared
+    # norms in the element type, enlarged by (1 + 2(D + 2)u)), the degree
+    # (0: exact), delta and the two bounds of that degree.
+    u = 2.0 ** -53 if dtype == "f64" else 2.0 ** -24
+    slack = 1 + 2 * (case.d + 2) * u
+    beta_ok = beta <= cert[0] <= beta * slack * (1 + 4 * (case.d + 2) * u)
     if chosen is None:
-        oe, le = run(rope_run, exact_path, [q, k, v], workdir, options)
+        oe, le, ce = run(rope_run, exact_path, [q, k, v], workdir, options)
         same = np.array_equal(o, oe) and np.array_equal(lse, le)
-        return same, desc + f" -> exact fallback, identical={same}"
+        cert_ok = beta_ok and list(cert[1:]) == [0, 0, 0, 0] and \
+            np.isnan(ce[0]) and list(ce[1:]) == [0, 0, 0, 0]
+        return same and cert_ok, desc + (f" -> exact fallback, identical={same}"
+                                         f", certificate ok={cert_ok}")
     g, _, delta, abs_sum = chosen
+    bounds = json.loads(subprocess.run(
+        [dump, "--bounds", f"--delta={delta!r}"], capture_output=True,
+        text=True, check=True).stdout)
+    cert_ok = beta_ok and cert[1] == g and cert[2] == delta and \
+        cert[3] == bounds["output_bound"] and cert[4] == bounds["lse_bound"]
     o_ref, lse_ref = ref.attention(q64, k64, v64, scale=case.scale,
                                    causal=case.causal, rope=case.rope)
-    u = 2.0 ** -53 if dtype == "f64" else 2.0 ** -24
     r = math.comb(case.d + g, g)
     n = r + g + 2 + case.m + r
     gamma = n * u / (1 - n * u)
@@ -174,10 +189,11 @@ def check(rope_run, dump, rng, workdir, dtype):
     err_o = float(np.max(np.abs(o - o_ref))) if o.size else 0.0
     err_l = float(np.max(np.abs(lse[fin] - lse_ref[fin]))) if fin.any() else 0.0
     ok = err_o <= bound_o and err_l <= bound_l and \
-        np.array_equal(np.isfinite(lse), fin)
+        np.array_equal(np.isfinite(lse), fin) and cert_ok
     return ok, (desc + f" -> g={g} delta={delta:.2e} rho={rho:.1e} "
                 f"err_o={err_o:.2e} (bound {bound_o:.2e}) "
-                f"err_lse={err_l:.2e} (bound {bound_l:.2e})")
+                f"err_lse={err_l:.2e} (bound {bound_l:.2e}) "
+                f"certificate ok={cert_ok}")
 
 
 def main():

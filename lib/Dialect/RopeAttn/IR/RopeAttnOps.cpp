@@ -393,8 +393,72 @@ LogicalResult AttentionOp::verify() {
   FailureOr<AttentionDims> dims = verifyAttentionCommon(*this);
   if (failed(dims))
     return failure();
+  if (Value c = getCertificate()) {
+    auto type = cast<RankedTensorType>(c.getType());
+    if (type.getRank() != 1 || type.getDimSize(0) != kCertificateSize)
+      return emitOpError("expected certificate of type 'tensor<")
+             << kCertificateSize
+             << "xf64>' ([beta, degree, delta, output bound, logsumexp "
+                "bound]), found "
+             << type;
+  }
   return verifyForwardResults(*this, *dims, getOutput().getType(),
                               rankedOrNull(getLogsumexp()));
+}
+
+/// `T` for one result, `(T1, T2[, T3])` for more, like functional-type. The
+/// certificate is the last type when it is rank 1 (output and logsumexp have
+/// rank ≥ 3 and ≥ 2).
+static ParseResult parseAttentionResults(OpAsmParser &parser, Type &output,
+                                         Type &lse, Type &certificate) {
+  SMLoc loc = parser.getCurrentLocation();
+  SmallVector<Type> types;
+  if (succeeded(parser.parseOptionalLParen())) {
+    if (parser.parseTypeList(types) || parser.parseRParen())
+      return failure();
+  } else {
+    Type t;
+    if (parser.parseType(t))
+      return failure();
+    types.push_back(t);
+  }
+  if (types.empty() || types.size() > 3)
+    return parser.emitError(loc, "expected 1 to 3 result types (output, "
+                                 "[logsumexp], [certificate]), found ")
+           << types.size();
+  output = types.front();
+  ArrayRef<Type> rest = ArrayRef<Type>(types).drop_front();
+  auto isCertificate = [](Type t) {
+    auto r = dyn_cast<RankedTensorType>(t);
+    return r && r.getRank() == 1;
+  };
+  if (!rest.empty() && isCertificate(rest.back())) {
+    certificate = rest.back();
+    rest = rest.drop_back();
+  }
+  if (!rest.empty()) {
+    if (rest.size() > 1)
+      return parser.emitError(loc, "expected the certificate (tensor<")
+             << kCertificateSize << "xf64>) as the last result";
+    lse = rest.front();
+  }
+  return success();
+}
+
+static void printAttentionResults(OpAsmPrinter &printer, Operation *,
+                                  Type output, Type lse, Type certificate) {
+  SmallVector<Type> types = {output};
+  if (lse)
+    types.push_back(lse);
+  if (certificate)
+    types.push_back(certificate);
+  if (types.size() == 1) {
+    printer << output;
+    return;
+  }
+  printer << "(";
+  llvm::interleaveComma(types, printer);
+  printer << ")";
 }
 
 void AttentionOp::getCanonicalizationPatterns(RewritePatternSet &results,

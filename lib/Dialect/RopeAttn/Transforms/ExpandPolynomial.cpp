@@ -762,6 +762,14 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
 
   static constexpr bool isGrad = std::is_same_v<OpTy, AttentionGradOp>;
 
+  /// Whether `res` is the forward's certificate result.
+  static bool isCertificate(OpTy op, Value res) {
+    if constexpr (isGrad)
+      return false;
+    else
+      return res == op.getCertificate();
+  }
+
   /// Falls back to the exact method, saying why in a remark.
   LogicalResult decline(OpTy op, PatternRewriter &rewriter,
                         const Twine &why) const {
@@ -891,8 +899,13 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
     SmallVector<int64_t> cases;
     for (size_t i = 0; i < cands.size(); ++i)
       cases.push_back(i);
-    auto sw = scf::IndexSwitchOp::create(rewriter, loc, op->getResultTypes(),
-                                         sel, cases, cases.size());
+    // The switch yields every result but the certificate (built below).
+    SmallVector<Type> switchTypes;
+    for (Value res : op->getResults())
+      if (!isCertificate(op, res))
+        switchTypes.push_back(res.getType());
+    auto sw = scf::IndexSwitchOp::create(rewriter, loc, switchTypes, sel, cases,
+                                         cases.size());
     for (size_t i = 0; i < cands.size(); ++i) {
       Block &blk = sw.getCaseRegions()[i].emplaceBlock();
       OpBuilder::InsertionGuard guard(rewriter);
@@ -922,9 +935,42 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
       rewriter.setInsertionPointToStart(&blk);
       auto exact = cast<OpTy>(rewriter.clone(*op));
       exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
-      scf::YieldOp::create(rewriter, loc, exact->getResults());
+      SmallVector<Value> results;
+      for (Value res : exact->getResults())
+        if (!isCertificate(exact, res))
+          results.push_back(res);
+      scf::YieldOp::create(rewriter, loc, results);
     }
-    rewriter.replaceOp(op, sw.getResults());
+    SmallVector<Value> replacements(sw.getResults());
+    if constexpr (!isGrad) {
+      if (Value cert = op.getCertificate()) {
+        // [β̂, g, δ_g, B(δ_g), −log(1 − δ_g)] of the case that ran (zeros
+        // after β̂ for the exact method).
+        SmallVector<Value> entries = {beta};
+        auto pick = [&](function_ref<double(const Candidate &)> f) {
+          Value v = bb.flt(f64, 0.0);
+          for (size_t i = 0; i < cands.size(); ++i) {
+            Value is = arith::CmpIOp::create(
+                rewriter, loc, arith::CmpIPredicate::eq, sel, bb.idx(i));
+            v = arith::SelectOp::create(rewriter, loc, is,
+                                        bb.flt(f64, f(cands[i])), v);
+          }
+          return v;
+        };
+        entries.push_back(pick(
+            [](const Candidate &c) { return static_cast<double>(c.degree); }));
+        entries.push_back(pick([](const Candidate &c) { return c.delta; }));
+        entries.push_back(pick([](const Candidate &c) {
+          return poly::outputErrorBound(c.delta);
+        }));
+        entries.push_back(pick(
+            [](const Candidate &c) { return poly::lseErrorBound(c.delta); }));
+        Value tensor = tensor::FromElementsOp::create(
+            rewriter, loc, cast<RankedTensorType>(cert.getType()), entries);
+        replacements.push_back(tensor);
+      }
+    }
+    rewriter.replaceOp(op, replacements);
     return success();
   }
 

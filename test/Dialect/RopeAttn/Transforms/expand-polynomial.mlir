@@ -129,3 +129,21 @@ func.func @grad_declines(%q: tensor<1x8x4xf32>, %b: tensor<15xf32>) -> (tensor<1
   %dq, %dk, %dv, %db = ropeattn.attention_grad %q, %q, %q, %q, %q bias(%b) method polynomial : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>) -> (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>)
   return %dq, %dk, %dv, %db : tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>
 }
+
+// -----
+
+// The certificate result: [β̂, g, δ_g, B(δ_g), −log(1 − δ_g)] of the case that
+// ran, selected from per-candidate constants by the switch index (zeros for
+// the exact default); the exact clone keeps only the other results.
+// CHECK-LABEL: func @certificate
+// CHECK: %[[R:.*]] = scf.index_switch %[[SEL:.*]] -> tensor<1x16x4xf32>
+// CHECK: default {
+// CHECK: %[[E:.*]], %{{.*}} = ropeattn.attention {{.*}} method exact : ({{.*}}) -> (tensor<1x16x4xf32>, tensor<5xf64>)
+// CHECK: scf.yield %[[E]] : tensor<1x16x4xf32>
+// CHECK: arith.cmpi eq, %[[SEL]], %c0
+// CHECK: %[[C:.*]] = tensor.from_elements %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}}, %{{.*}} : tensor<5xf64>
+// CHECK: return %[[R]], %[[C]]
+func.func @certificate(%q: tensor<1x16x4xf32>) -> (tensor<1x16x4xf32>, tensor<5xf64>) {
+  %o, %c = ropeattn.attention %q, %q, %q method polynomial : (tensor<1x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x4xf32>) -> (tensor<1x16x4xf32>, tensor<5xf64>)
+  return %o, %c : tensor<1x16x4xf32>, tensor<5xf64>
+}

@@ -29,6 +29,10 @@ FailureOr<llvm::APFloat> parseF64Parameter(AsmParser &parser);
 /// The element type in which softmax statistics (logsumexp) are kept for
 /// inputs of element type `elementType`: f64 for f64, f32 otherwise.
 Type getAccumulationType(Type elementType);
+
+/// Entries of the `certificate` result of ropeattn.attention: [β̂, degree,
+/// δ, output bound, logsumexp bound] (docs/Spec.md §11).
+constexpr int64_t kCertificateSize = 5;
 } // namespace ropeattn
 } // namespace mlir
 

@@ -69,7 +69,7 @@ def RopeAttn_RotaryOp : RopeAttn_Op<"rotary",
 // attention
 //===----------------------------------------------------------------------===//
 
-def RopeAttn_AttentionOp : RopeAttn_Op<"attention", [Pure]> {
+def RopeAttn_AttentionOp : RopeAttn_Op<"attention", [Pure, AttrSizedResultSegments]> {
   let summary = "scaled dot-product attention with fused RoPE (forward)";
   let description = [{
     `output[b.., h, i, :] = Σ_j softmax_j(ℓ_ij) · value[b.., h / G, j, :]` with
@@ -77,7 +77,10 @@ def RopeAttn_AttentionOp : RopeAttn_Op<"attention", [Pure]> {
     where G = Hq / Hk (grouped-query attention), `rot` is the optional fused
     rotary embedding, and causal masking keeps `j ≤ i + (M − N)`
     (bottom-right aligned). The optional second result is the logsumexp of
-    each logit row. Full definition: docs/Spec.md, "ropeattn.attention".
+    each logit row. The optional last result, `tensor<5xf64>`, is the error
+    certificate of the method that ran: [β̂, degree g (0: exact), δ_g, output
+    bound B(δ_g) relative to max|v|, logsumexp bound] (docs/Spec.md §11).
+    Full definition: docs/Spec.md, "ropeattn.attention".
 
     Shapes: query `[B.., Hq, N, D]`, key `[B.., Hk, M, D]`, value
     `[B.., Hk, M, Dv]` → output `[B.., Hq, N, Dv]`, logsumexp `[B.., Hq, N]`.
@@ -102,12 +105,14 @@ def RopeAttn_AttentionOp : RopeAttn_Op<"attention", [Pure]> {
   );
   let results = (outs
     RopeAttn_FloatTensor:$output,
-    Optional<RopeAttn_FloatTensor>:$logsumexp
+    Optional<RopeAttn_FloatTensor>:$logsumexp,
+    Optional<RankedTensorOf<[F64]>>:$certificate
   );
   let assemblyFormat = [{
     $query `,` $key `,` $value (`bias` `(` $bias^ `)`)? (`causal` $causal^)?
     (`scale` `(` $scale^ `)`)? (`rope` $rope^)? (`method` $method^)?
-    attr-dict `:` functional-type(operands, results)
+    attr-dict `:` `(` type(operands) `)` `->`
+    custom<AttentionResults>(type($output), type($logsumexp), type($certificate))
   }];
   let hasVerifier = 1;
   let hasCanonicalizer = 1;
