@@ -52,19 +52,21 @@ def numpy_demo(n):
 
 
 def polynomial_demo():
-    print("== numpy: method polynomial (f64, small logits), bound "
-          "2e/(1 + sqrt(1 - e^2)) max|v| with e = epsilon")
+    print("== numpy: method polynomial (f64, small logits) and its error "
+          "certificate")
     rng = np.random.default_rng(1)
     q = 0.2 * rng.standard_normal((2, 512, 16))
     k = 0.2 * rng.standard_normal((1, 512, 16))
     v = rng.standard_normal((1, 512, 16))
-    eps = 1e-4
-    o, _ = ropeattn.attention(q, k, v, rope=ropeattn.Rope(),
-                              method="polynomial",
-                              pipeline_options=f"epsilon={eps} max-degree=4")
+    o, _, cert = ropeattn.attention(
+        q, k, v, rope=ropeattn.Rope(), method="polynomial", certificate=True,
+        pipeline_options="epsilon=1e-4 max-degree=4")
     exact, _ = ropeattn.attention(q, k, v, rope=ropeattn.Rope())
-    print(f"   max |polynomial - exact| = {np.max(np.abs(o - exact)):.3g}, "
-          f"bound {2 * eps / (1 + np.sqrt(1 - eps * eps)) * np.abs(v).max():.3g}")
+    print(f"   certificate: beta-hat {cert.beta:.3f}, degree {cert.degree}, "
+          f"delta {cert.delta:.3g}, output bound {cert.output_bound:.3g} "
+          f"x max|v|")
+    print(f"   max |polynomial - exact| = {np.max(np.abs(o - exact)):.3g} "
+          f"<= {cert.output_bound * np.abs(v).max():.3g}")
 
 
 def jax_demo(steps):

@@ -12,14 +12,15 @@ text of attention functions.
 """
 
 from ._capi import LibraryNotFoundError, RopeAttnError, library_path
-from .attention import (AttentionKernel, attention, attention_grad,
-                        clear_cache, get_kernel)
+from .attention import (AttentionKernel, Certificate, attention,
+                        attention_grad, clear_cache, get_kernel)
 from .dtypes import bfloat16
 from .ir import AttentionOptions, AttentionShapes, Rope, attention_module
 from .module import Function, Module, TensorType, compile
 
 __all__ = [
-    "AttentionKernel", "AttentionOptions", "AttentionShapes", "Function",
+    "AttentionKernel", "AttentionOptions", "AttentionShapes", "Certificate",
+    "Function",
     "LibraryNotFoundError", "Module", "Rope", "RopeAttnError", "TensorType",
     "attention", "attention_grad", "attention_module", "bfloat16",
     "clear_cache", "compile", "get_kernel", "library_path",

@@ -1,7 +1,10 @@
 """RoPE attention on numpy arrays: compiled kernels (forward and backward),
 cached per shape, element type and options."""
 
+import dataclasses
+import math
 import threading
+from typing import NamedTuple
 
 import numpy as np
 
@@ -12,10 +15,40 @@ from .module import compile
 FORWARD, BACKWARD = "attention_fwd", "attention_bwd"
 
 
+class Certificate(NamedTuple):
+    """The error certificate of one forward call (docs/Spec.md section 11):
+    beta: the run-time bound of every |logit| (NaN when not evaluated: the
+    exact lowering ran from the start); degree: of the polynomial that ran
+    (0: an exact method ran); delta: proven relative error bound of every
+    weight; output_bound: |o - O|_ic <= output_bound * max_j |v_jc|;
+    lse_bound: |lse - LSE|_i <= lse_bound (exact arithmetic; rounding is not
+    included)."""
+    beta: float
+    degree: int
+    delta: float
+    output_bound: float
+    lse_bound: float
+
+    @classmethod
+    def from_array(cls, array):
+        a = [float(x) for x in np.asarray(array, dtype=np.float64)]
+        return cls(a[0], int(a[1]), a[2], a[3], a[4])
+
+    @property
+    def exact(self):
+        """True when an exact method produced the output."""
+        return self.degree == 0
+
+    @property
+    def evaluated(self):
+        """False when the exact lowering ran without evaluating beta."""
+        return not math.isnan(self.beta)
+
+
 class AttentionKernel:
     """The compiled forward and backward of one attention configuration.
 
-    forward(q, k, v[, bias]) -> (o, lse)
+    forward(q, k, v[, bias]) -> (o, lse[, certificate array])
     backward(q, k, v, o, lse, do[, bias]) -> (dq, dk, dv[, dbias])
     """
 
@@ -59,6 +92,13 @@ class AttentionKernel:
         return self._function(FORWARD)(q, k, v, *self._bias_args(bias))
 
     def backward(self, q, k, v, o, lse, do, bias=None):
+        if self.options.certificate:
+            # The backward does not depend on the forward's certificate
+            # result: share the kernel of the options without it.
+            plain = dataclasses.replace(self.options, certificate=False)
+            return get_kernel(self.shapes, plain, self.pipeline_options,
+                              self.opt_level).backward(q, k, v, o, lse, do,
+                                                       bias)
         return self._function(BACKWARD)(q, k, v, o, do, lse,
                                         *self._bias_args(bias))
 
@@ -109,25 +149,30 @@ def _common_dtype(*arrays):
 
 
 def _make(q, k, v, bias, causal, scale, rope, method, pipeline_options,
-          extra=()):
+          extra=(), certificate=False):
     dtype = _common_dtype(q, k, v, bias, *extra)
     shapes = AttentionShapes(np.shape(q), np.shape(k), np.shape(v), dtype)
     options = AttentionOptions(causal=bool(causal), scale=scale, rope=rope,
-                               method=method, bias=_bias_kind(bias))
+                               method=method, bias=_bias_kind(bias),
+                               certificate=bool(certificate))
     return get_kernel(shapes, options, pipeline_options)
 
 
 def attention(q, k, v, bias=None, *, causal=False, scale=None, rope=None,
-              method="exact", pipeline_options=""):
-    """ropeattn.attention on numpy arrays; returns (o, lse).
+              method="exact", pipeline_options="", certificate=False):
+    """ropeattn.attention on numpy arrays; returns (o, lse), or
+    (o, lse, Certificate) with certificate=True.
 
     q [B.., Hq, N, D], k [B.., Hk, M, D], v [B.., Hk, M, Dv], one element type
     (float16, ml_dtypes.bfloat16, float32, float64); bias None, [N + M - 1] or
     [Hq, N + M - 1]; rope None or a ropeattn.Rope; method 'exact' or
     'polynomial' (pipeline_options: e.g. 'epsilon=1e-4 max-degree=6')."""
     kernel = _make(q, k, v, bias, causal, scale, rope, method,
-                   pipeline_options)
-    return kernel.forward(q, k, v, bias)
+                   pipeline_options, certificate=certificate)
+    results = kernel.forward(q, k, v, bias)
+    if certificate:
+        return results[0], results[1], Certificate.from_array(results[2])
+    return results
 
 
 def attention_grad(q, k, v, o, lse, do, bias=None, *, causal=False,

@@ -11,6 +11,7 @@ from .dtypes import mlir_name
 METHODS = ("auto", "exact", "polynomial", "toeplitz")
 LAYOUTS = ("half", "interleaved")
 BIAS_KINDS = (None, "shared", "per_head")
+CERTIFICATE_SIZE = 5
 
 
 def _f64(x):
@@ -59,13 +60,18 @@ class AttentionOptions:
     'polynomial' the backward is the gradient of the polynomial forward);
     bias: None,
     "shared" ([N + M - 1]) or "per_head" ([Hq, N + M - 1]) relative bias
-    operand."""
+    operand; certificate: the forward also returns the error certificate
+    tensor<5xf64> [beta-hat, degree g (0: exact), delta_g, output bound
+    B(delta_g) relative to max_j |v_jc|, logsumexp bound] (docs/Spec.md
+    section 11; [NaN, 0, 0, 0, 0] when the exact lowering ran from the
+    start)."""
     causal: bool = False
     scale: Optional[float] = None
     rope: Optional[Rope] = None
     method: str = "exact"
     backward_method: Optional[str] = None
     bias: Optional[str] = None
+    certificate: bool = False
 
     def __post_init__(self):
         for m in (self.method, self.backward_method or self.method):
@@ -163,12 +169,17 @@ def attention_module(shapes: AttentionShapes, options: AttentionOptions,
         fwd_types.append(tb)
         bias_use = " bias(%bias)"
     if forward:
+        outs, names = [to, tl], "%o, %lse"
+        if options.certificate:
+            outs.append(f"tensor<{CERTIFICATE_SIZE}xf64>")
+            names += ", %certificate"
+        outs = ", ".join(outs)
         lines += [
-            f"func.func @{forward}({', '.join(fwd_args)}) -> ({to}, {tl}) {{",
-            f"  %o, %lse = ropeattn.attention %q, %k, %v{bias_use}"
+            f"func.func @{forward}({', '.join(fwd_args)}) -> ({outs}) {{",
+            f"  {names} = ropeattn.attention %q, %k, %v{bias_use}"
             f"{options.attributes(options.method)} : "
-            f"({', '.join(fwd_types)}) -> ({to}, {tl})",
-            f"  return %o, %lse : {to}, {tl}",
+            f"({', '.join(fwd_types)}) -> ({outs})",
+            f"  return {names} : {outs}",
             "}",
         ]
     if backward:

@@ -189,10 +189,13 @@ def _bound_factor(delta):
 
 
 @pytest.mark.parametrize("causal", [False, True])
-def test_polynomial_f64(causal):
-    """method polynomial: |O~ - O| <= B(eps) max_j |v_jc| (docs/Spec.md
-    section 11), in f64 where the rounding allowance is negligible; and the
-    result is not the exact path's (the polynomial ran: beta is small)."""
+def test_polynomial_f64_and_certificate(causal):
+    """method polynomial with its certificate (docs/Spec.md section 11), in
+    f64 where the rounding allowance is negligible: the certificate's numbers
+    are consistent (degree >= 1, delta <= epsilon, B(delta) and
+    -log(1 - delta) as specified, beta-hat the Cauchy-Schwarz bound), and the
+    output and logsumexp are within the certified bounds of the fp64
+    reference; the result is not the exact path's."""
     rng = np.random.default_rng(4)
     q = 0.15 * rng.standard_normal((2, 300, 8))
     k = 0.15 * rng.standard_normal((1, 300, 8))
@@ -200,17 +203,52 @@ def test_polynomial_f64(causal):
     rope = ropeattn.Rope()
     eps = 1e-4
     options = f"epsilon={eps:g} poly-chunk=64 max-degree=4"
-    o, lse = ropeattn.attention(q, k, v, causal=causal, rope=rope,
-                                method="polynomial",
-                                pipeline_options=options)
+    o, lse, cert = ropeattn.attention(q, k, v, causal=causal, rope=rope,
+                                      method="polynomial",
+                                      pipeline_options=options,
+                                      certificate=True)
+    assert isinstance(cert, ropeattn.Certificate)
+    assert cert.degree >= 1 and not cert.exact
+    assert 0 < cert.delta <= eps
+    assert cert.output_bound == pytest.approx(_bound_factor(cert.delta),
+                                              rel=1e-14)
+    assert cert.lse_bound == pytest.approx(-math.log1p(-cert.delta),
+                                           rel=1e-12)
+    # beta-hat = |s| max|q_i| max|k_j| (1 + 2(D + 2)u), u = 2^-53.
+    cauchy_schwarz = (1 / math.sqrt(8)) * np.max(
+        np.linalg.norm(q, axis=-1)) * np.max(np.linalg.norm(k, axis=-1))
+    assert cauchy_schwarz <= cert.beta <= cauchy_schwarz * (1 + 1e-13)
     o_exact, _ = ropeattn.attention(q, k, v, causal=causal, rope=rope)
     o_ref, lse_ref = ref.attention(q, k, v, None, None, causal,
                                    dataclasses.asdict(rope))
-    bound = _bound_factor(eps) * np.max(np.abs(v), axis=-2)  # per column
+    bound = cert.output_bound * np.max(np.abs(v), axis=-2)  # per column
     assert np.all(np.abs(o - o_ref) <= bound[:, None, :] * (1 + 1e-9) + 1e-12)
-    assert np.all(np.abs(lse - lse_ref) <= -math.log(1 - eps) * (1 + 1e-9)
+    assert np.all(np.abs(lse - lse_ref) <= cert.lse_bound * (1 + 1e-9)
                   + 1e-12)
     assert not np.array_equal(o, o_exact)
+
+
+def test_certificate_of_exact_and_fallback():
+    """The exact method's certificate is [NaN, 0, 0, 0, 0]; a polynomial op
+    whose beta-hat no candidate covers falls back to the exact path (degree
+    0, beta-hat evaluated) and returns the exact path's output bit for bit."""
+    rng = np.random.default_rng(8)
+    q = rng.standard_normal((2, 64, 8)).astype(np.float32)
+    k = rng.standard_normal((1, 64, 8)).astype(np.float32)
+    v = rng.standard_normal((1, 64, 8)).astype(np.float32)
+    o_exact, lse_exact, cert = ropeattn.attention(q, k, v, causal=True,
+                                                  certificate=True)
+    assert math.isnan(cert.beta) and not cert.evaluated
+    assert cert[1:] == (0, 0.0, 0.0, 0.0)
+    big_q, big_k = 4 * q, 4 * k  # beta-hat ~ 4^2 * 0.35 * |q| |k| >> ranges
+    o_exact, lse_exact = ropeattn.attention(big_q, big_k, v, causal=True)
+    o, lse, cert = ropeattn.attention(
+        big_q, big_k, v, causal=True, method="polynomial", certificate=True,
+        pipeline_options="epsilon=1e-4 max-degree=4")
+    assert cert.exact and cert.evaluated and cert.beta > 10
+    assert cert[1:] == (0, 0.0, 0.0, 0.0)
+    np.testing.assert_array_equal(o, o_exact)
+    np.testing.assert_array_equal(lse, lse_exact)
 
 
 def test_polynomial_gradient_is_the_derivative_of_the_polynomial_forward():

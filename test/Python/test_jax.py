@@ -216,3 +216,70 @@ def test_compile_error_surfaces():
     k = jnp.zeros((2, 4, 8), jnp.float32)
     with pytest.raises(Exception, match="multiple of the number of key/value"):
         jax.block_until_ready(attention(q, k, k))
+
+
+def test_certificate_through_jax():
+    """return_certificate: the certificate of the JAX call equals the numpy
+    API's for the same inputs (the same kernel); the output still has its
+    gradient (the polynomial backward's; the certificate has none); under
+    vmap each slice gets the batched call's certificate."""
+    rng = np.random.default_rng(30)
+    q = jnp.asarray(0.2 * rng.standard_normal((2, 64, 8)), jnp.float32)
+    k = jnp.asarray(0.2 * rng.standard_normal((1, 64, 8)), jnp.float32)
+    v = jnp.asarray(rng.standard_normal((1, 64, 8)), jnp.float32)
+    kwargs = dict(causal=True, rope=ropeattn.Rope(), method="polynomial",
+                  pipeline_options="epsilon=1e-3 max-degree=4")
+    o, cert = jax.jit(lambda q, k, v: attention(
+        q, k, v, return_certificate=True, **kwargs))(q, k, v)
+    o_np, _, cert_np = ropeattn.attention(*(np.asarray(x) for x in (q, k, v)),
+                                          certificate=True, **kwargs)
+    assert cert.dtype == np.float64 and cert.shape == (5,)
+    assert ropeattn.Certificate.from_array(cert) == cert_np
+    assert cert_np.degree >= 1
+    np.testing.assert_array_equal(o, o_np)
+
+    def loss(q):
+        o, cert = attention(q, k, v, return_certificate=True, **kwargs)
+        return jnp.sum(o) + 0 * jnp.sum(cert)
+
+    _, lse_np, _ = ropeattn.attention(*(np.asarray(x) for x in (q, k, v)),
+                                      certificate=True, **kwargs)
+    dq_np = ropeattn.attention_grad(*(np.asarray(x) for x in (q, k, v)),
+                                    o_np, lse_np, np.ones_like(o_np),
+                                    **kwargs)[0]
+    np.testing.assert_array_equal(jax.grad(loss)(q), dq_np)
+    # vmap (the exact method here, to save a compile): each slice gets the
+    # batched call's certificate, [NaN, 0, 0, 0, 0] for the exact lowering.
+    qs = jnp.stack([q, 0.5 * q])
+    _, certs = jax.vmap(lambda q: attention(q, k, v, return_certificate=True,
+                                            causal=True))(qs)
+    assert certs.shape == (2, 5)
+    assert np.all(np.isnan(certs[:, 0])) and np.all(certs[:, 1:] == 0)
+
+
+def test_vmap_with_bias():
+    """With a bias the vmapped slices run one by one (a bias has no batch
+    dimension in ropeattn); values and bias gradient as the reference."""
+    config = CONFIGS[4]
+    options = config["options"]
+    slices = [make_inputs(config, 40 + i, np.float32) for i in range(2)]
+    q, k, v, w = [jnp.stack(x) for x in zip(*slices)]
+    n, m = config["n"], config["m"]
+    bias = jnp.asarray(0.5 * np.random.default_rng(9).standard_normal(
+        n + m - 1), jnp.float32)
+
+    def loss(fn, q, k, v, bias):
+        return jnp.sum(jax.vmap(fn, in_axes=(0, 0, 0, None))(q, k, v, bias)
+                       * w)
+
+    grad = jax.jit(jax.grad(lambda *a: loss(ours(options), *a),
+                            argnums=(0, 1, 2, 3)))
+    grad_ref = jax.jit(jax.grad(lambda *a: loss(reference(options), *a),
+                                argnums=(0, 1, 2, 3)))
+    grads = grad(q, k, v, bias)
+    grads_ref = grad_ref(*(x.astype(jnp.float64) for x in (q, k, v, bias)))
+    grads_32 = grad_ref(q, k, v, bias)
+    scales = term_scales(q, k, v, w, options["scale"])
+    for name, g, g_ref, g_32 in zip(["dq", "dk", "dv", "dbias"], grads,
+                                    grads_ref, grads_32):
+        check_f32(name, g, g_ref, g_32, scales[name])
