@@ -2,7 +2,7 @@
 
 For random configurations (shapes, causal, GQA, both RoPE layouts, partial
 rotary, degrees via max-degree, logit ranges beta from 0.1 to 6) this runs a
-`method polynomial` attention through rope-run (rope-lower-to-cpu, which runs
+`method polynomial` attention (f64, f32, bf16, f16) through rope-run (rope-lower-to-cpu, which runs
 ropeattn-expand-polynomial) and checks, per case:
 
   * which path ran: this script recomputes the choice -- beta = |s| max_i
@@ -86,14 +86,15 @@ def output_bound(d):
 def mlir(case, method):
     q, k, v, o, lse, _ = case.shapes()
     et = case.dtype
-    T = lambda s: ao.tensor_type(s, et)  # noqa: E731
+    acc = "f64" if et == "f64" else "f32"
+    T = lambda s, e=et: ao.tensor_type(s, e)  # noqa: E731
     c = "tensor<5xf64>"
     return (f"func.func @fwd(%q: {T(q)}, %k: {T(k)}, %v: {T(v)}) -> "
-            f"({T(o)}, {T(lse)}, {c}) {{\n"
+            f"({T(o)}, {T(lse, acc)}, {c}) {{\n"
             f"  %o, %l, %c = ropeattn.attention %q, %k, %v{case.attrs()} "
             f"method {method} : ({T(q)}, {T(k)}, {T(v)}) -> "
-            f"({T(o)}, {T(lse)}, {c})\n"
-            f"  return %o, %l, %c : {T(o)}, {T(lse)}, {c}\n}}\n")
+            f"({T(o)}, {T(lse, acc)}, {c})\n"
+            f"  return %o, %l, %c : {T(o)}, {T(lse, acc)}, {c}\n}}\n")
 
 
 def run(rope_run, path, inputs, workdir, options):
@@ -108,7 +109,7 @@ def run(rope_run, path, inputs, workdir, options):
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         raise RuntimeError(f"rope-run failed: {' '.join(cmd)}\n{res.stderr}")
-    return [np.load(p) for p in outs]
+    return [ao.load(p) for p in outs]
 
 
 def check(rope_run, dump, rng, workdir, dtype):
@@ -183,10 +184,14 @@ def check(rope_run, dump, rng, workdir, dtype):
     rho = gamma * (abs_sum * math.exp(beta) / (1 - delta) + 2)
     d_eff = delta + rho
     vmax = np.max(np.abs(v64)) if v64.size else 0.0
-    bound_o = output_bound(d_eff) * vmax
+    # f16/bf16: computed in f32 on the exact (extended) inputs, then the
+    # output is rounded once to the 16-bit type: + u16 * max|o| <= u16 * max|v|.
+    u16 = {"bf16": 2.0 ** -8, "f16": 2.0 ** -11}.get(dtype, 0.0)
+    bound_o = output_bound(d_eff) * vmax + u16 * vmax
     bound_l = -math.log(1 - d_eff) if d_eff < 1 else math.inf
     fin = np.isfinite(lse_ref)
-    err_o = float(np.max(np.abs(o - o_ref))) if o.size else 0.0
+    err_o = float(np.max(np.abs(o.astype(np.float64) - o_ref))) \
+        if o.size else 0.0
     err_l = float(np.max(np.abs(lse[fin] - lse_ref[fin]))) if fin.any() else 0.0
     ok = err_o <= bound_o and err_l <= bound_l and \
         np.array_equal(np.isfinite(lse), fin) and cert_ok
@@ -208,7 +213,7 @@ def main():
     failures = 0
     counts = {"poly": 0, "exact": 0}
     for i in range(args.configs):
-        dtype = "f64" if i % 3 == 0 else "f32"
+        dtype = ["f64", "f32", "f32", "bf16", "f64", "f32", "f32", "f16"][i % 8]
         try:
             ok, line = check(args.rope_run, args.dump, rng,
                              os.path.join(args.workdir, f"c{i}"), dtype)

@@ -95,6 +95,29 @@ Value maxSquaredNorm(B &bb, Value x, Type t) {
 
 namespace {
 
+/// x converted elementwise to the float type t (extf or truncf; x itself
+/// when it already has it).
+Value widen(B &bb, Value x, Type t) {
+  auto type = cast<RankedTensorType>(x.getType());
+  Type from = type.getElementType();
+  if (from == t)
+    return x;
+  MLIRContext *ctx = bb.b.getContext();
+  SmallVector<unsigned> dims;
+  for (int64_t i = 0; i < type.getRank(); ++i)
+    dims.push_back(i);
+  SmallVector<IteratorType> iters(type.getRank(), kPar);
+  bool extend = t.getIntOrFloatBitWidth() > from.getIntOrFloatBitWidth();
+  return bb.generic(
+      x, bb.empty(tensor::getMixedSizes(bb.b, bb.loc, x), t),
+      {amap(ctx, type.getRank(), dims), amap(ctx, type.getRank(), dims)}, iters,
+      [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value r = extend ? arith::ExtFOp::create(b2, l2, t, a[0]).getResult()
+                         : arith::TruncFOp::create(b2, l2, t, a[0]).getResult();
+        linalg::YieldOp::create(b2, l2, r);
+      });
+}
+
 /// What the pattern needs to know of one attention op.
 struct Shape {
   int64_t batch, hq, hk, group, n, m, d, dv, bhq, bhk;
@@ -791,13 +814,11 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
       return decline(op, rewriter,
                      "a relative bias needs the Toeplitz method (the bias "
                      "does not factor through the features)");
-    if (op.getRopeAttr())
-      return decline(op, rewriter,
-                     "fused RoPE is still present (run ropeattn-prerotate "
-                     "first; f16/bf16 keep it fused)");
-    Type t = qType.getElementType();
-    if (!t.isF32() && !t.isF64())
-      return decline(op, rewriter, "only f32 and f64 are supported yet");
+    // The polynomial path computes in T = the accumulation type (f16/bf16
+    // operands are extended exactly; fused RoPE is applied in T here, as the
+    // exact lowering does, never rounded to 16 bits).
+    Type te = qType.getElementType();
+    Type t = getAccumulationType(te);
     for (Value x : op->getOperands())
       if (!cast<RankedTensorType>(x.getType()).hasStaticShape())
         return decline(op, rewriter, "dynamic shapes");
@@ -867,9 +888,19 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
     MLIRContext *ctx = rewriter.getContext();
     Location loc = op.getLoc();
     B bb{rewriter, loc};
-    Value q = bb.collapseLeading(op.getQuery(), 2);
-    Value k = bb.collapseLeading(op.getKey(), 2);
-    Value v = bb.collapseLeading(op.getValue(), 2);
+    Value q = widen(bb, bb.collapseLeading(op.getQuery(), 2), t);
+    Value k = widen(bb, bb.collapseLeading(op.getKey(), 2), t);
+    Value v = widen(bb, bb.collapseLeading(op.getValue(), 2), t);
+    RopeAttr rope = op.getRopeAttr(), qRope;
+    if (rope) {
+      // Keys at offset + j, queries at offset + (M − N) + i.
+      qRope = RopeAttr::get(ctx, rope.getBase(), rope.getLayout(),
+                            rope.getRotaryDim(),
+                            rope.getPositionOffset() + sh.shift());
+      q = RotaryOp::create(rewriter, loc, q.getType(), q, Value(), false,
+                           qRope);
+      k = RotaryOp::create(rewriter, loc, k.getType(), k, Value(), false, rope);
+    }
 
     // Certificate: β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (Cauchy–Schwarz; RoPE is a
     // rotation), evaluated in f64 from the squared norms in T, enlarged by the
@@ -913,16 +944,26 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
       ArrayRef<double> coeffs = cands[i].coeffs;
       SmallVector<Value> results;
       if constexpr (isGrad) {
-        Value o = bb.collapseLeading(op.getOutput(), 2);
-        Value dO = bb.collapseLeading(op.getGradOutput(), 2);
+        Value o = widen(bb, bb.collapseLeading(op.getOutput(), 2), t);
+        Value dO = widen(bb, bb.collapseLeading(op.getGradOutput(), 2), t);
         auto [dq, dk, dv] =
             buildPolyBackward(bb, sh, q, k, v, o, dO, coeffs, chunk);
-        results = {bb.expandLeading(dq, op.getGradQuery().getType(), 2),
-                   bb.expandLeading(dk, op.getGradKey().getType(), 2),
-                   bb.expandLeading(dv, op.getGradValue().getType(), 2)};
+        if (rope) {
+          // Gradients w.r.t. the unrotated operands: the inverse rotations.
+          dq = RotaryOp::create(rewriter, loc, dq.getType(), dq, Value(), true,
+                                qRope);
+          dk = RotaryOp::create(rewriter, loc, dk.getType(), dk, Value(), true,
+                                rope);
+        }
+        results = {
+            bb.expandLeading(widen(bb, dq, te), op.getGradQuery().getType(), 2),
+            bb.expandLeading(widen(bb, dk, te), op.getGradKey().getType(), 2),
+            bb.expandLeading(widen(bb, dv, te), op.getGradValue().getType(),
+                             2)};
       } else {
         auto [o, lse] = buildPolyForward(bb, sh, q, k, v, coeffs, chunk);
-        results = {bb.expandLeading(o, op.getOutput().getType(), 2)};
+        results = {
+            bb.expandLeading(widen(bb, o, te), op.getOutput().getType(), 2)};
         if (Value l = op.getLogsumexp())
           results.push_back(
               bb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));

@@ -39,9 +39,6 @@ struct RopeAttnSelectMethodPass
   template <typename OpTy> static std::string ineligible(OpTy op) {
     if (op.getBias())
       return "a relative bias (the polynomial features cannot carry it)";
-    Type t = op.getQuery().getType().getElementType();
-    if (!t.isF32() && !t.isF64())
-      return "f16/bf16 operands (the polynomial path is f32/f64)";
     for (Value v : op->getOperands())
       if (!cast<RankedTensorType>(v.getType()).hasStaticShape())
         return "dynamic shapes";

@@ -62,25 +62,39 @@ func.func @causal(%q: tensor<1x100x4xf32>, %k: tensor<1x100x4xf32>) -> tensor<1x
 // Declines, with the reason, and falls back to the exact method.
 // CHECK-LABEL: func @declines
 // CHECK: ropeattn.attention {{.*}} bias(%{{.*}}) method exact
-// CHECK: ropeattn.attention {{.*}} rope <> method exact
 // CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x8x32768xf32>
-// CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x8x4xbf16>
 // CHECK: ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} : (tensor<1x8x4xf32>
-func.func @declines(%q: tensor<1x8x4xf32>, %b: tensor<15xf32>, %w: tensor<1x8x32768xf32>, %h: tensor<1x8x4xbf16>) -> (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xbf16>, tensor<1x8x4xf32>) {
+func.func @declines(%q: tensor<1x8x4xf32>, %b: tensor<15xf32>, %w: tensor<1x8x32768xf32>) -> (tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xf32>) {
   // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: a relative bias needs the Toeplitz method (the bias does not factor through the features)}}
   %0 = ropeattn.attention %q, %q, %q bias(%b) method polynomial : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<15xf32>) -> tensor<1x8x4xf32>
-  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: fused RoPE is still present (run ropeattn-prerotate first; f16/bf16 keep it fused)}}
-  %1 = ropeattn.attention %q, %q, %q rope <> method polynomial : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x4xf32>
   // D = 32768: already at g = 1 the rank C(32769, 1) exceeds max-rank.
   // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: feature rank C(D + g, g) = 32769 for D = 32768, g = 1 exceeds max-rank = 32768}}
   %2 = ropeattn.attention %w, %w, %w method polynomial : (tensor<1x8x32768xf32>, tensor<1x8x32768xf32>, tensor<1x8x32768xf32>) -> tensor<1x8x32768xf32>
-  // expected-remark @+1 {{ropeattn-expand-polynomial: exact path: only f32 and f64 are supported yet}}
-  %3 = ropeattn.attention %h, %h, %h method polynomial : (tensor<1x8x4xbf16>, tensor<1x8x4xbf16>, tensor<1x8x4xbf16>) -> tensor<1x8x4xbf16>
   // Not asked for: left alone.
   %4 = ropeattn.attention %q, %q, %q : (tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x4xf32>) -> tensor<1x8x4xf32>
-  return %0, %1, %2, %3, %4 : tensor<1x8x4xf32>, tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xbf16>, tensor<1x8x4xf32>
+  return %0, %2, %4 : tensor<1x8x4xf32>, tensor<1x8x32768xf32>, tensor<1x8x4xf32>
 }
 
+// -----
+
+// bf16 with fused RoPE (which ropeattn-prerotate leaves fused for 16-bit
+// types): the operands are extended to f32, rotated in f32 (queries at
+// offset + M − N = 5 + 2), the polynomial path runs in f32 and the output is
+// rounded to bf16 once; the logsumexp stays f32. The exact default keeps the
+// op as it was.
+// CHECK-LABEL: func @bf16_rope
+// CHECK: arith.extf %{{.*}} : bf16 to f32
+// CHECK: ropeattn.rotary %{{.*}} rope <position_offset = 7> : tensor<1x10x4xf32>
+// CHECK: ropeattn.rotary %{{.*}} rope <position_offset = 5> : tensor<1x12x4xf32>
+// CHECK: scf.index_switch
+// CHECK: case 0 {
+// CHECK: arith.truncf %{{.*}} : f32 to bf16
+// CHECK: default {
+// CHECK: ropeattn.attention {{.*}} rope <position_offset = 5> method exact : (tensor<1x10x4xbf16>
+func.func @bf16_rope(%q: tensor<1x10x4xbf16>, %k: tensor<1x12x4xbf16>) -> (tensor<1x10x4xbf16>, tensor<1x10xf32>) {
+  %o, %l = ropeattn.attention %q, %k, %k rope <position_offset = 5> method polynomial : (tensor<1x10x4xbf16>, tensor<1x12x4xbf16>, tensor<1x12x4xbf16>) -> (tensor<1x10x4xbf16>, tensor<1x10xf32>)
+  return %o, %l : tensor<1x10x4xbf16>, tensor<1x10xf32>
+}
 
 // -----
 

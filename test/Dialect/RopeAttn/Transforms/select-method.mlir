@@ -13,19 +13,23 @@
 // CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x1024x16xf32>
 // CHECK: ropeattn.attention {{.*}} bias({{.*}}) method exact
 // CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x1024x16xbf16>
+// CHECK: ropeattn.attention {{.*}} causal rope <> method polynomial : (tensor<1x65536x16xbf16>
 // An explicit method is honoured, even where the model disagrees.
 // CHECK: ropeattn.attention {{.*}} method exact : (tensor<1x65536x16xf32>
 // CHECK: ropeattn.attention_grad {{.*}} method polynomial
 // QUIET: causal method polynomial
-func.func @select(%q: tensor<1x65536x16xf32>, %q2: tensor<1x1024x16xf32>, %b: tensor<2047xf32>, %h: tensor<1x1024x16xbf16>) -> (tensor<1x65536x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xbf16>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>) {
+func.func @select(%q: tensor<1x65536x16xf32>, %q2: tensor<1x1024x16xf32>, %b: tensor<2047xf32>, %h: tensor<1x1024x16xbf16>, %hb: tensor<1x65536x16xbf16>) -> (tensor<1x65536x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xbf16>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>) {
   // expected-remark @+1 {{ropeattn-select-method: polynomial: estimated 3.17e+10 flops at degree 4 (rank 4845, β̂ ≤ 1.00) vs 1.59e+11 exact}}
   %0 = ropeattn.attention %q, %q, %q causal : (tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>) -> tensor<1x65536x16xf32>
   // expected-remark @+1 {{ropeattn-select-method: exact: estimated 4.71e+08 flops at degree 4 (rank 4845, β̂ ≤ 1.00) vs 7.76e+07 exact}}
   %1 = ropeattn.attention %q2, %q2, %q2 : (tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xf32>) -> tensor<1x1024x16xf32>
   // expected-remark @+1 {{ropeattn-select-method: exact: a relative bias (the polynomial features cannot carry it)}}
   %2 = ropeattn.attention %q2, %q2, %q2 bias(%b) : (tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<2047xf32>) -> tensor<1x1024x16xf32>
-  // expected-remark @+1 {{ropeattn-select-method: exact: f16/bf16 operands (the polynomial path is f32/f64)}}
+  // expected-remark @+1 {{ropeattn-select-method: exact: estimated 4.71e+08 flops at degree 4 (rank 4845, β̂ ≤ 1.00) vs 7.76e+07 exact}}
   %3 = ropeattn.attention %h, %h, %h : (tensor<1x1024x16xbf16>, tensor<1x1024x16xbf16>, tensor<1x1024x16xbf16>) -> tensor<1x1024x16xbf16>
+  // bf16 with fused RoPE: the polynomial path computes in f32.
+  // expected-remark @+1 {{ropeattn-select-method: polynomial}}
+  %5 = ropeattn.attention %hb, %hb, %hb causal rope <> : (tensor<1x65536x16xbf16>, tensor<1x65536x16xbf16>, tensor<1x65536x16xbf16>) -> tensor<1x65536x16xbf16>
   %4 = ropeattn.attention %q, %q, %q method exact : (tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>) -> tensor<1x65536x16xf32>
   // expected-remark @+1 {{ropeattn-select-method: polynomial}}
   %dq, %dk, %dv = ropeattn.attention_grad %q, %q, %q, %q, %q causal : (tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>) -> (tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>)

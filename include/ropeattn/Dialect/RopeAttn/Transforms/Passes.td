@@ -52,8 +52,8 @@ def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
   let summary = "polynomial-method attention with a run-time certificate";
   let description = [{
     Rewrites every `ropeattn.attention` and `ropeattn.attention_grad` with
-    `method polynomial` (f32/f64, static shapes, RoPE already pre-rotated, no
-    bias) into the polynomial method: e^ℓ ≈ p_g(ℓ) = ⟨φ_Q(q̃), φ_K(k̃)⟩ with
+    `method polynomial` (static shapes, no bias; f16/bf16 operands and any
+    fused RoPE are handled in f32) into the polynomial method: e^ℓ ≈ p_g(ℓ) = ⟨φ_Q(q̃), φ_K(k̃)⟩ with
     `ropeattn.poly_features` of rank C(D + g, g) (Taylor, Chebyshev or
     minimax coefficients, `family`), two matmuls per chunk and a
     normalization (non-causal), or a chunked prefix scan whose partially
@@ -71,8 +71,7 @@ def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
 
     Candidate degrees are 1 … `max-degree` (Taylor: even only), cut where the
     feature rank exceeds `max-rank` or the states exceed `max-state-mib`; if
-    no degree fits, or the op has a bias, fused RoPE, f16/bf16 types or
-    dynamic shapes, the op gets `method exact` and a remark says why.
+    no degree fits, or the op has a bias or dynamic shapes, the op gets `method exact` and a remark says why.
 
     ```mlir
     %o = ropeattn.attention %q, %k, %v method polynomial : (...) -> ...
@@ -130,7 +129,7 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
     Polynomial is chosen when it is estimated cheaper. The choice is safe
     whatever the run-time logit bound: the polynomial lowering certifies β̂
     at run time and falls back to exact (docs/Spec.md §11). Ops the
-    polynomial method cannot take (bias, f16/bf16, dynamic shapes, empty
+    polynomial method cannot take (bias, dynamic shapes, empty
     problems) get `method exact`. `remarks` reports every decision with its
     estimates.
   }];
