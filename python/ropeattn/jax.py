@@ -137,7 +137,7 @@ def attention(q, k, v, bias=None, *, causal=False, scale=None, rope=None,
     Hk < Hq), one element type (float16, bfloat16, float32, float64 -- the
     last needs jax_enable_x64); bias: None, [N + M - 1] or [Hq, N + M - 1]
     (differentiable); rope: None or ropeattn.Rope; method: 'exact' or
-    'polynomial' (f32/f64, no bias; pipeline_options such as 'epsilon=1e-4';
+    'polynomial' (no bias; pipeline_options such as 'epsilon=1e-4';
     the backward is then the gradient of the polynomial forward).
     Returns o [B.., Hq, N, Dv]; with return_certificate=True, (o, cert) where
     cert is the forward's error certificate [beta-hat, degree, delta, output

@@ -286,3 +286,27 @@ def test_polynomial_gradient_is_the_derivative_of_the_polynomial_forward():
         directional = float(np.sum(grads[index] * u))
         assert abs(directional - d2) <= abs(d1 - d2) + 1e-9 * max(
             1.0, abs(d2)), (index, directional, d1, d2)
+
+
+def test_polynomial_bf16_with_certificate():
+    """bf16 through the polynomial path (docs/Spec.md section 11, "16-bit
+    operands"): the certificate reports a degree >= 1, and the output is
+    within the certified bound of the fp64 reference on the same bf16
+    inputs plus the final rounding to bf16 (one ulp) and an f32 evaluation
+    allowance (the f32 criterion of the exact path, from a straightforward
+    f32 implementation on the same inputs)."""
+    case = Case((), 2, 1, 64, 64, 8, 8, causal=True, rope=ropeattn.Rope())
+    q, k, v, do, _ = case.arrays(10, np.float32)
+    q, k = 0.2 * q, 0.2 * k
+    q, k, v, do = (x.astype(ropeattn.bfloat16) for x in (q, k, v, do))
+    o, lse, cert = ropeattn.attention(
+        q, k, v, causal=True, rope=case.rope, method="polynomial",
+        certificate=True, pipeline_options="epsilon=1e-3 max-degree=4")
+    assert o.dtype == ropeattn.bfloat16 and cert.degree >= 1
+    o_ref, _, _ = reference(case, q, k, v, do, None)
+    o_32, _ = straightforward_f32(case, q, k, v, do, None)
+    allowance = f32_tolerance(relative_error(o_32, o_ref)) * np.max(
+        np.abs(o_ref))
+    certified = cert.output_bound * np.max(f64(np.abs(v)), axis=-2)
+    assert np.all(np.abs(f64(o) - o_ref) <= certified[:, None, :] +
+                  ulp16(o_ref, "bf16") + allowance)
