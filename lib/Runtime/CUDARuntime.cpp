@@ -42,8 +42,9 @@ std::mutex contextMutex;
   cuGetErrorName(result, &name);
   cuGetErrorString(result, &text);
   std::fprintf(stderr,
-               "ropeattn-cuda-runtime: error: %s failed in %s: %s (%s)\n", expr,
-               where, name, text);
+               "ropeattn-cuda-runtime: error: %s failed in %s: %s (CUresult "
+               "%d: %s)\n",
+               expr, where, name, int(result), text);
   std::fflush(stderr);
   std::_Exit(1);
 }

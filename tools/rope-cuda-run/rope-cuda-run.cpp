@@ -5,6 +5,7 @@
 // Usage:
 //   rope-cuda-run --library=libfwd.so --function=fwd
 //       --signature='(tensor<1x8x4096x64xf16>, ...) -> tensor<...>'
+//           (or --signature-file=NAME.sig of scripts/cuda-aot-build.sh)
 //       --input=@q.npy --input=random:1 ... [--output=@o.npy ...]
 //       [--benchmark=N]
 //
@@ -51,7 +52,8 @@ void check(CUresult result, const char *what) {
   const char *name = "unknown", *text = "unknown error";
   cuGetErrorName(result, &name);
   cuGetErrorString(result, &text);
-  die(std::string(what) + " failed: " + name + " (" + text + ")");
+  die(std::string(what) + " failed: " + name + " (CUresult " +
+      std::to_string(int(result)) + ": " + text + ")");
 }
 
 enum class Elt { F16, BF16, F32 };
@@ -372,7 +374,7 @@ void call(void *fn, std::vector<void *> &a) {
 } // namespace
 
 int main(int argc, char **argv) {
-  std::string library, function, signature;
+  std::string library, function, signature, signatureFile;
   std::vector<std::string> inputs, outputs;
   long benchmark = 0;
   for (int i = 1; i < argc; ++i) {
@@ -389,12 +391,9 @@ int main(int argc, char **argv) {
       function = v;
     else if (const char *v = value("--signature"))
       signature = v;
-    else if (const char *v = value("--signature-file")) {
-      std::ifstream in(v);
-      if (!in)
-        die(std::string("cannot open signature file '") + v + "'");
-      std::getline(in, signature);
-    } else if (const char *v = value("--input"))
+    else if (const char *v = value("--signature-file"))
+      signatureFile = v;
+    else if (const char *v = value("--input"))
       inputs.push_back(v);
     else if (const char *v = value("--output"))
       outputs.push_back(v);
@@ -411,6 +410,18 @@ int main(int argc, char **argv) {
       return 0;
     } else
       die("unknown argument '" + a + "' (see --help)");
+  }
+  // A .sig file of scripts/cuda-aot-build.sh: lines `NAME SIGNATURE`.
+  if (!signatureFile.empty() && signature.empty()) {
+    std::ifstream in(signatureFile);
+    if (!in)
+      die("cannot open signature file '" + signatureFile + "'");
+    std::string line;
+    while (std::getline(in, line))
+      if (line.compare(0, function.size() + 1, function + " ") == 0)
+        signature = line.substr(function.size() + 1);
+    if (signature.empty())
+      die("no signature of '" + function + "' in '" + signatureFile + "'");
   }
   if (library.empty() || function.empty() || signature.empty())
     die("--library, --function and --signature (or --signature-file) are "

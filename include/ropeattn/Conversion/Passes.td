@@ -137,4 +137,43 @@ def ConvertRopeAttnToGPU : Pass<"convert-ropeattn-to-gpu", "::mlir::ModuleOp"> {
   ];
 }
 
+def RopeAttnEmulateGPUOnHost : Pass<"ropeattn-emulate-gpu-on-host", "::mlir::ModuleOp"> {
+  let summary = "test utility: runs convert-ropeattn-to-gpu's launches on the host";
+  let description = [{
+    Rewrites the asynchronous gpu host code that `convert-ropeattn-to-gpu`
+    emits into plain host code so that the generated kernels can be checked
+    against the fp64 reference without a GPU: `gpu.alloc`/`gpu.dealloc` become
+    `memref.alloc`/`memref.dealloc`, `gpu.memcpy` a `memref.copy`, `gpu.wait`
+    disappears, and each `gpu.launch_func` becomes loops over the grid (and the
+    block's threads) with the kernel body inlined: `gpu.block_id` and
+    `gpu.thread_id` become loop indices, workgroup memory a host buffer,
+    `gpu.barrier` nothing. This is exact only when a kernel with barriers or
+    workgroup memory runs one thread per block (`block-q=1`); such launches
+    with more threads are an error. The cubin path is not involved: this checks
+    the kernels' arithmetic, indexing and masking, not the NVVM lowering.
+
+    Before:
+
+    ```mlir
+    %t1 = gpu.launch_func async [%t0] @ropeattn_kernels::@attention_0
+            blocks in (%c4, %c2, %c1) threads in (%c1, %c1, %c1) args(...)
+    ```
+
+    After:
+
+    ```mlir
+    scf.for %x = %c0 to %c4 step %c1 {
+      scf.for %y = %c0 to %c2 step %c1 {
+        scf.for %t = %c0 to %c1 step %c1 { ... kernel body ... }
+      }
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // ROPEATTN_CONVERSION_PASSES_TD
