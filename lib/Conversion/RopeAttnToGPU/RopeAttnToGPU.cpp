@@ -635,12 +635,13 @@ struct ConvertRopeAttnToGPUPass
     if (blockQ < 1 || blockQ > 1024) {
       emitError(getOperation().getLoc())
           << "convert-ropeattn-to-gpu: block-q must be in [1, 1024], got "
-          << blockQ;
+          << static_cast<int64_t>(blockQ);
       return signalPassFailure();
     }
     if (blockK < 1) {
       emitError(getOperation().getLoc())
-          << "convert-ropeattn-to-gpu: block-k must be >= 1, got " << blockK;
+          << "convert-ropeattn-to-gpu: block-k must be >= 1, got "
+          << static_cast<int64_t>(blockK);
       return signalPassFailure();
     }
     Lowering lowering(getOperation(), blockQ, blockK);
