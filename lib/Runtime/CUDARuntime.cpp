@@ -142,6 +142,37 @@ extern "C" void mgpuLaunchKernel(CUfunction function, intptr_t gridX,
                             blockZ, smem, stream, params, extra));
 }
 
+/// A launch with thread-block clusters (sm_90): cluster sizes come first.
+extern "C" void mgpuLaunchClusterKernel(CUfunction function, intptr_t clusterX,
+                                        intptr_t clusterY, intptr_t clusterZ,
+                                        intptr_t gridX, intptr_t gridY,
+                                        intptr_t gridZ, intptr_t blockX,
+                                        intptr_t blockY, intptr_t blockZ,
+                                        int32_t smem, CUstream stream,
+                                        void **params, void **extra) {
+  useContext(__func__);
+  if (smem > 48 * 1024)
+    CUDA_CHECK(cuFuncSetAttribute(
+        function, CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES, smem));
+  CUlaunchAttribute cluster;
+  cluster.id = CU_LAUNCH_ATTRIBUTE_CLUSTER_DIMENSION;
+  cluster.value.clusterDim.x = unsigned(clusterX);
+  cluster.value.clusterDim.y = unsigned(clusterY);
+  cluster.value.clusterDim.z = unsigned(clusterZ);
+  CUlaunchConfig config = {};
+  config.gridDimX = unsigned(gridX);
+  config.gridDimY = unsigned(gridY);
+  config.gridDimZ = unsigned(gridZ);
+  config.blockDimX = unsigned(blockX);
+  config.blockDimY = unsigned(blockY);
+  config.blockDimZ = unsigned(blockZ);
+  config.sharedMemBytes = unsigned(smem);
+  config.hStream = stream;
+  config.attrs = &cluster;
+  config.numAttrs = 1;
+  CUDA_CHECK(cuLaunchKernelEx(&config, function, params, extra));
+}
+
 //===----------------------------------------------------------------------===//
 // Streams and events.
 //===----------------------------------------------------------------------===//
