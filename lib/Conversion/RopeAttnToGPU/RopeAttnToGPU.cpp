@@ -28,6 +28,7 @@
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <cmath>
+#include <functional>
 #include <limits>
 
 namespace mlir {
@@ -107,6 +108,12 @@ public:
       : module(module), blockQ(blockQ), blockK(blockK) {}
 
   LogicalResult run();
+  /// Rotates x : [P, N, D] at positions P_rope + offset + n into `dst` (or a
+  /// new buffer) of element type `to`; `inverse` applies R(p)ᵀ.
+  Value rotate(ImplicitLocOpBuilder &b, Value x, Type to, RopeAttr rope,
+               int64_t offset, bool inverse,
+               const std::function<Value(MemRefType)> &allocate, Value dst,
+               Value &token);
 
 private:
   LogicalResult checkFunction(func::FuncOp func);
@@ -114,10 +121,35 @@ private:
   gpu::GPUModuleOp kernelModule();
   std::string uniqueName(StringRef base);
   gpu::GPUFuncOp buildRotaryKernel(Location loc, MemRefType in, MemRefType out,
-                                   RopeAttr rope, int64_t positionOffset);
-  FailureOr<gpu::GPUFuncOp> buildAttentionKernel(AttentionOp op, MemRefType q,
+                                   RopeAttr rope, int64_t positionOffset,
+                                   bool inverse = false);
+  FailureOr<gpu::GPUFuncOp> buildAttentionKernel(Operation *op, bool causal,
+                                                 double scale, MemRefType q,
                                                  MemRefType k, MemRefType v,
                                                  MemRefType o, MemRefType lse);
+  gpu::GPUFuncOp buildDeltaKernel(Location loc, MemRefType o, MemRefType delta);
+  FailureOr<gpu::GPUFuncOp> buildGradQueryKernel(AttentionGradOp op,
+                                                 MemRefType q, MemRefType k,
+                                                 MemRefType v, MemRefType dO,
+                                                 MemRefType lse, MemRefType dq);
+  FailureOr<std::pair<gpu::GPUFuncOp, int64_t>>
+  buildGradKeyValueKernel(AttentionGradOp op, MemRefType q, MemRefType k,
+                          MemRefType v, MemRefType dO, MemRefType lse,
+                          MemRefType dk, MemRefType dv);
+  LogicalResult lowerAttention(AttentionOp op, ImplicitLocOpBuilder &b,
+                               DenseMap<Value, Value> &buffers,
+                               const std::function<Value(Value)> &destination,
+                               const std::function<Value(MemRefType)> &allocate,
+                               Value &token);
+  LogicalResult
+  lowerAttentionGrad(AttentionGradOp op, ImplicitLocOpBuilder &b,
+                     DenseMap<Value, Value> &buffers,
+                     const std::function<Value(Value)> &destination,
+                     const std::function<Value(MemRefType)> &allocate,
+                     Value &token);
+  /// Launches `kernel` on a 1-D/2-D grid, chaining the async token.
+  void launch(ImplicitLocOpBuilder &b, gpu::GPUFuncOp kernel, int64_t gridX,
+              int64_t gridY, int64_t threads, ValueRange args, Value &token);
 
   ModuleOp module;
   int64_t blockQ, blockK;
@@ -153,27 +185,34 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
   for (Operation &op : func.front()) {
     if (isa<func::ReturnOp>(op))
       continue;
-    auto attn = dyn_cast<AttentionOp>(op);
-    if (!attn)
+    if (!isa<AttentionOp, AttentionGradOp>(op))
       return op.emitError("convert-ropeattn-to-gpu: only functions made of "
-                          "ropeattn.attention ops are lowered to CUDA yet; "
-                          "found '")
+                          "ropeattn.attention and ropeattn.attention_grad ops "
+                          "are lowered to CUDA yet; found '")
              << op.getName() << "'";
-    if (attn.getBias())
+    Value bias = isa<AttentionOp>(op) ? cast<AttentionOp>(op).getBias()
+                                      : cast<AttentionGradOp>(op).getBias();
+    if (bias)
       return op.emitError("convert-ropeattn-to-gpu: relative-position bias "
                           "is not supported on CUDA yet");
-    Type e = attn.getQuery().getType().getElementType();
+    auto qt = cast<RankedTensorType>(op.getOperand(0).getType());
+    Type e = qt.getElementType();
     if (!e.isF16() && !e.isBF16() && !e.isF32())
       return op.emitError("convert-ropeattn-to-gpu: expected f16, bf16 or "
                           "f32 operands, found ")
              << e;
-    auto qt = attn.getQuery().getType();
     int64_t bh = 1;
     for (int64_t i = 0; i + 2 < qt.getRank(); ++i)
       bh *= qt.getDimSize(i);
     if (bh > 65535)
       return op.emitError("convert-ropeattn-to-gpu: batch x heads = ")
              << bh << " exceeds the grid's y limit 65535";
+    auto kt = cast<RankedTensorType>(op.getOperand(1).getType());
+    if (isa<AttentionGradOp>(op) && kt.getDimSize(kt.getRank() - 2) > 0 &&
+        qt.getDimSize(qt.getRank() - 2) > 0 &&
+        qt.getDimSize(qt.getRank() - 1) == 0)
+      return op.emitError("convert-ropeattn-to-gpu: attention_grad with a zero "
+                          "head dimension is not supported on CUDA");
   }
   return success();
 }
@@ -184,7 +223,8 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
 
 gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
                                            MemRefType out, RopeAttr rope,
-                                           int64_t positionOffset) {
+                                           int64_t positionOffset,
+                                           bool inverse) {
   MLIRContext *ctx = module.getContext();
   OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
   ImplicitLocOpBuilder b(loc, ob);
@@ -200,7 +240,7 @@ gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
   int64_t total = in.getNumElements();
   int64_t r = rope.getRotaryDimOr(d), half = r / 2;
   bool interleaved = rope.getLayout() == RopeLayout::Interleaved;
-  Type a = out.getElementType();
+  Type a = getAccumulationType(out.getElementType());
   Type f64 = b.getF64Type(), i64 = b.getI64Type();
 
   Value gid = kb.add(kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
@@ -241,6 +281,8 @@ gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
       arith::ConstantOp::create(b, i64, b.getI64IntegerAttr(positionOffset)));
   Value angle =
       arith::MulFOp::create(b, arith::SIToFPOp::create(b, f64, pos), theta);
+  if (inverse) // R(p)ᵀ = R(−p)
+    angle = arith::NegFOp::create(b, angle);
   Value cs = kb.cast(math::CosOp::create(b, angle), a);
   Value sn = kb.cast(math::SinOp::create(b, angle), a);
   // u: x_u·cos − x_w·sin;  w: x_u·sin + x_w·cos (x_u = partner when c = w).
@@ -249,7 +291,8 @@ gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
   Value yw = arith::AddFOp::create(b, arith::MulFOp::create(b, xp, sn),
                                    arith::MulFOp::create(b, xc, cs));
   Value yv = kb.sel(rotated, kb.sel(first, yu, yw), xc);
-  memref::StoreOp::create(b, yv, y, ValueRange{bh, row, c});
+  memref::StoreOp::create(b, kb.cast(yv, out.getElementType()), y,
+                          ValueRange{bh, row, c});
   b.setInsertionPointAfter(ifOp);
   gpu::ReturnOp::create(b);
   return func;
@@ -260,8 +303,9 @@ gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
 //===----------------------------------------------------------------------===//
 
 FailureOr<gpu::GPUFuncOp>
-Lowering::buildAttentionKernel(AttentionOp op, MemRefType qT, MemRefType kT,
-                               MemRefType vT, MemRefType oT, MemRefType lseT) {
+Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
+                               MemRefType qT, MemRefType kT, MemRefType vT,
+                               MemRefType oT, MemRefType lseT) {
   MLIRContext *ctx = module.getContext();
   Type e = vT.getElementType();
   Type a = getAccumulationType(e);
@@ -269,13 +313,12 @@ Lowering::buildAttentionKernel(AttentionOp op, MemRefType qT, MemRefType kT,
   int64_t bhk = kT.getDimSize(0), m = kT.getDimSize(1);
   int64_t dv = vT.getDimSize(2);
   int64_t group = bhq / bhk;
-  bool causal = op.getCausal();
   int64_t bq = blockQ, bk = blockK;
   int64_t abytes = a.getIntOrFloatBitWidth() / 8;
   int64_t shared = abytes * (bk * std::max<int64_t>(d, 1) +
                              bk * std::max<int64_t>(dv, 1) + bq * (bk + 1));
   if (shared > kSharedLimit)
-    return op.emitError("convert-ropeattn-to-gpu: the tiles need ")
+    return op->emitError("convert-ropeattn-to-gpu: the tiles need ")
            << shared << " bytes of shared memory (block-q = " << bq
            << ", block-k = " << bk << ", D = " << d << ", Dv = " << dv
            << "); at most " << kSharedLimit << " are available";
@@ -287,7 +330,7 @@ Lowering::buildAttentionKernel(AttentionOp op, MemRefType qT, MemRefType kT,
   auto ssT = MemRefType::get({bq, bk + 1}, a, AffineMap(), wg);
 
   OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
-  ImplicitLocOpBuilder b(op.getLoc(), ob);
+  ImplicitLocOpBuilder b(op->getLoc(), ob);
   KB kb{b};
   SmallVector<Type> args = {qT, kT, vT, oT};
   if (lseT)
@@ -315,7 +358,7 @@ Lowering::buildAttentionKernel(AttentionOp op, MemRefType qT, MemRefType kT,
   Value iLoad = kb.minu(i, kb.idx(n - 1));
 
   // q_i·s in registers (one SSA value per feature).
-  Value scale = kb.flt(a, op.getScaleOrDefault());
+  Value scale = kb.flt(a, scaleValue);
   SmallVector<Value> qv;
   for (int64_t c = 0; c < d; ++c) {
     Value x = memref::LoadOp::create(b, q, ValueRange{bh, iLoad, kb.idx(c)});
@@ -456,8 +499,584 @@ Lowering::buildAttentionKernel(AttentionOp op, MemRefType qT, MemRefType kT,
 }
 
 //===----------------------------------------------------------------------===//
+// Backward kernels.
+//===----------------------------------------------------------------------===//
+
+/// Δ[bh, i] = Σ_c dO[bh, i, c]·O[bh, i, c] in acc(E), one thread per row.
+gpu::GPUFuncOp Lowering::buildDeltaKernel(Location loc, MemRefType oT,
+                                          MemRefType deltaT) {
+  MLIRContext *ctx = module.getContext();
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = gpu::GPUFuncOp::create(
+      b, uniqueName("delta"), FunctionType::get(ctx, {oT, oT, deltaT}, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func.setKnownBlockSizeAttr(
+      b.getDenseI32ArrayAttr({int32_t(kRotaryBlock), 1, 1}));
+  b.setInsertionPointToStart(&func.front());
+  Value o = func.getArgument(0), dO = func.getArgument(1),
+        delta = func.getArgument(2);
+  Type a = deltaT.getElementType();
+  int64_t n = oT.getDimSize(1), dv = oT.getDimSize(2);
+  Value gid = kb.add(kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
+                            kb.idx(kRotaryBlock)),
+                     gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+  Value inRange =
+      kb.cmp(arith::CmpIPredicate::ult, gid, kb.idx(oT.getDimSize(0) * n));
+  auto ifOp = scf::IfOp::create(b, inRange, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  Value bh = kb.divu(gid, kb.idx(n)), i = kb.remu(gid, kb.idx(n));
+  auto loop = scf::ForOp::create(b, kb.idx(0), kb.idx(dv), kb.idx(1),
+                                 ValueRange{kb.flt(a, 0.0)});
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value c = loop.getInductionVar();
+    Value x = kb.cast(memref::LoadOp::create(b, o, ValueRange{bh, i, c}), a);
+    Value y = kb.cast(memref::LoadOp::create(b, dO, ValueRange{bh, i, c}), a);
+    scf::YieldOp::create(b, ValueRange{math::FmaOp::create(
+                                b, x, y, loop.getRegionIterArgs()[0])});
+  }
+  memref::StoreOp::create(b, loop.getResult(0), delta, ValueRange{bh, i});
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// Sums `terms` (pairs of factors) into `parts` partial sums, then adds them.
+static Value dotProduct(ImplicitLocOpBuilder &b, Value zero,
+                        ArrayRef<std::pair<Value, Value>> terms) {
+  SmallVector<Value> part(
+      std::min<size_t>(4, std::max<size_t>(terms.size(), 1)), zero);
+  for (auto [idx, t] : llvm::enumerate(terms)) {
+    Value &p = part[idx % part.size()];
+    p = math::FmaOp::create(b, t.first, t.second, p);
+  }
+  Value sum = part[0];
+  for (size_t i = 1; i < part.size(); ++i)
+    sum = arith::AddFOp::create(b, sum, part[i]);
+  return sum;
+}
+
+/// dq̃_i = s·Σ_j P_ij (dP_ij − Δ_i) k̃_j, one thread per query row, K/V tiles
+/// in workgroup memory; P_ij = exp(s⟨q̃_i, k̃_j⟩ − lse_i) from the logsumexp.
+FailureOr<gpu::GPUFuncOp>
+Lowering::buildGradQueryKernel(AttentionGradOp op, MemRefType qT, MemRefType kT,
+                               MemRefType vT, MemRefType dOT, MemRefType lseT,
+                               MemRefType dqT) {
+  MLIRContext *ctx = module.getContext();
+  Type a = lseT.getElementType();
+  int64_t n = qT.getDimSize(1), d = qT.getDimSize(2);
+  int64_t m = kT.getDimSize(1), dv = vT.getDimSize(2);
+  int64_t group = qT.getDimSize(0) / kT.getDimSize(0);
+  int64_t bq = blockQ, bk = blockK;
+  int64_t abytes = a.getIntOrFloatBitWidth() / 8;
+  int64_t shared =
+      abytes * bk * (std::max<int64_t>(d, 1) + std::max<int64_t>(dv, 1));
+  if (shared > kSharedLimit)
+    return op.emitError("convert-ropeattn-to-gpu: the dq tiles need ")
+           << shared << " bytes of shared memory (block-k = " << bk
+           << ", D = " << d << ", Dv = " << dv << "); at most " << kSharedLimit
+           << " are available";
+  auto wg = workgroupSpace(ctx);
+  auto ksT = MemRefType::get({bk, std::max<int64_t>(d, 1)}, a, AffineMap(), wg);
+  auto vsT =
+      MemRefType::get({bk, std::max<int64_t>(dv, 1)}, a, AffineMap(), wg);
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(op.getLoc(), ob);
+  KB kb{b};
+  auto lseAT = MemRefType::get(lseT.getShape(), a);
+  auto func = gpu::GPUFuncOp::create(
+      b, uniqueName("attention_grad_q"),
+      FunctionType::get(ctx, {qT, kT, vT, dOT, lseT, lseAT, dqT}, {}),
+      TypeRange{ksT, vsT});
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(bq), 1, 1}));
+  b.setInsertionPointToStart(&func.front());
+  Value q = func.getArgument(0), k = func.getArgument(1),
+        v = func.getArgument(2), dO = func.getArgument(3),
+        lse = func.getArgument(4), delta = func.getArgument(5),
+        dq = func.getArgument(6);
+  Value ks = func.getWorkgroupAttributions()[0];
+  Value vs = func.getWorkgroupAttributions()[1];
+
+  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value bh = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value kvh = kb.divu(bh, kb.idx(group));
+  Value row0 = kb.mul(tile, kb.idx(bq));
+  Value i = kb.add(row0, tid);
+  Value valid = kb.cmp(arith::CmpIPredicate::ult, i, kb.idx(n));
+  Value iLoad = kb.minu(i, kb.idx(n - 1));
+  double scaleValue = op.getScaleOrDefault();
+  Value scale = kb.flt(a, scaleValue);
+  Value zero = kb.flt(a, 0.0);
+  Value negInf = kb.flt(a, -std::numeric_limits<double>::infinity());
+  SmallVector<Value> qv, dov;
+  for (int64_t c = 0; c < d; ++c)
+    qv.push_back(arith::MulFOp::create(
+        b,
+        kb.cast(memref::LoadOp::create(b, q, ValueRange{bh, iLoad, kb.idx(c)}),
+                a),
+        scale));
+  for (int64_t c = 0; c < dv; ++c)
+    dov.push_back(kb.cast(
+        memref::LoadOp::create(b, dO, ValueRange{bh, iLoad, kb.idx(c)}), a));
+  Value rowLse = memref::LoadOp::create(b, lse, ValueRange{bh, iLoad});
+  Value rowDelta = memref::LoadOp::create(b, delta, ValueRange{bh, iLoad});
+  Value hasKeys =
+      arith::CmpFOp::create(b, arith::CmpFPredicate::ONE, rowLse, negInf);
+
+  Value kEnd = kb.idx(m);
+  if (op.getCausal()) {
+    Value lastRow = kb.minu(kb.add(row0, kb.idx(bq - 1)), kb.idx(n - 1));
+    Value horizon = arith::MaxSIOp::create(
+        b, kb.add(lastRow, kb.idx(m - n + 1)), kb.idx(0));
+    kEnd = arith::MinSIOp::create(b, horizon, kEnd);
+  }
+  Value numTiles = kb.divu(kb.add(kEnd, kb.idx(bk - 1)), kb.idx(bk));
+  Value rowHorizon = kb.add(i, kb.idx(m - n));
+  SmallVector<Value> init(d, zero);
+  auto loop = scf::ForOp::create(b, kb.idx(0), numTiles, kb.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value k0 = kb.mul(loop.getInductionVar(), kb.idx(bk));
+    auto stage = [&](Value src, Value dst, int64_t width) {
+      if (width == 0)
+        return;
+      auto l = scf::ForOp::create(b, tid, kb.idx(bk * width), kb.idx(bq));
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(l.getBody());
+      Value el = l.getInductionVar();
+      Value j = kb.divu(el, kb.idx(width)), c = kb.remu(el, kb.idx(width));
+      Value kj = kb.add(k0, j);
+      Value in = kb.cmp(arith::CmpIPredicate::ult, kj, kb.idx(m));
+      Value x =
+          kb.cast(memref::LoadOp::create(
+                      b, src, ValueRange{kvh, kb.minu(kj, kb.idx(m - 1)), c}),
+                  a);
+      memref::StoreOp::create(b, kb.sel(in, x, zero), dst, ValueRange{j, c});
+    };
+    stage(k, ks, d);
+    stage(v, vs, dv);
+    gpu::BarrierOp::create(b);
+    auto jLoop = scf::ForOp::create(b, kb.idx(0), kb.idx(bk), kb.idx(1),
+                                    loop.getRegionIterArgs());
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(jLoop.getBody());
+      Value j = jLoop.getInductionVar();
+      SmallVector<Value> kc;
+      SmallVector<std::pair<Value, Value>> qk, dovv;
+      for (int64_t c = 0; c < d; ++c) {
+        kc.push_back(memref::LoadOp::create(b, ks, ValueRange{j, kb.idx(c)}));
+        qk.push_back({qv[c], kc.back()});
+      }
+      for (int64_t c = 0; c < dv; ++c)
+        dovv.push_back(
+            {dov[c], memref::LoadOp::create(b, vs, ValueRange{j, kb.idx(c)})});
+      Value logit = dotProduct(b, zero, qk);
+      Value kj = kb.add(k0, j);
+      Value vis = arith::AndIOp::create(
+          b, hasKeys, kb.cmp(arith::CmpIPredicate::ult, kj, kb.idx(m)));
+      if (op.getCausal())
+        vis = arith::AndIOp::create(
+            b, vis, kb.cmp(arith::CmpIPredicate::sle, kj, rowHorizon));
+      Value arg = kb.sel(vis, arith::SubFOp::create(b, logit, rowLse), negInf);
+      Value p = math::ExpOp::create(b, arg);
+      Value dp = dotProduct(b, zero, dovv);
+      Value ds =
+          arith::MulFOp::create(b, p, arith::SubFOp::create(b, dp, rowDelta));
+      SmallVector<Value> next;
+      for (int64_t c = 0; c < d; ++c)
+        next.push_back(
+            math::FmaOp::create(b, ds, kc[c], jLoop.getRegionIterArgs()[c]));
+      scf::YieldOp::create(b, next);
+    }
+    gpu::BarrierOp::create(b);
+    scf::YieldOp::create(b, jLoop.getResults());
+  }
+  auto ifOp = scf::IfOp::create(b, valid, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  for (int64_t c = 0; c < d; ++c)
+    memref::StoreOp::create(
+        b,
+        kb.cast(arith::MulFOp::create(b, loop.getResult(c), scale),
+                dqT.getElementType()),
+        dq, ValueRange{bh, i, kb.idx(c)});
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// dk̃_j = s·Σ_{h,i} dℓ_ij q̃_i and dv_j = Σ_{h,i} P_ij dO_i over the G query
+/// heads of the kv head: one thread per key row (k̃_j·s and the accumulators
+/// in registers, v_j in a padded workgroup row), query tiles (q̃, dO, lse, Δ)
+/// staged in workgroup memory. Returns the kernel and its query tile size.
+FailureOr<std::pair<gpu::GPUFuncOp, int64_t>> Lowering::buildGradKeyValueKernel(
+    AttentionGradOp op, MemRefType qT, MemRefType kT, MemRefType vT,
+    MemRefType dOT, MemRefType lseT, MemRefType dkT, MemRefType dvT) {
+  MLIRContext *ctx = module.getContext();
+  Type a = lseT.getElementType();
+  int64_t n = qT.getDimSize(1), d = qT.getDimSize(2);
+  int64_t m = kT.getDimSize(1), dv = vT.getDimSize(2);
+  int64_t group = qT.getDimSize(0) / kT.getDimSize(0);
+  int64_t bq = blockQ; // key rows per block (threads)
+  int64_t abytes = a.getIntOrFloatBitWidth() / 8;
+  int64_t d1 = std::max<int64_t>(d, 1), dv1 = std::max<int64_t>(dv, 1);
+  // The largest query tile <= block-k that fits next to the value rows.
+  int64_t fixed = abytes * bq * (dv + 1);
+  int64_t perRow = abytes * (d1 + dv1 + 2);
+  int64_t bk = std::min<int64_t>(blockK, (kSharedLimit - fixed) / perRow);
+  if (bk < 1)
+    return op.emitError("convert-ropeattn-to-gpu: the dk/dv tiles need more "
+                        "than ")
+           << kSharedLimit << " bytes of shared memory (block-q = " << bq
+           << ", D = " << d << ", Dv = " << dv << ")";
+  auto wg = workgroupSpace(ctx);
+  auto vrowT = MemRefType::get({bq, dv + 1}, a, AffineMap(), wg);
+  auto qsT = MemRefType::get({bk, d1}, a, AffineMap(), wg);
+  auto dosT = MemRefType::get({bk, dv1}, a, AffineMap(), wg);
+  auto rowT = MemRefType::get({bk}, a, AffineMap(), wg);
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(op.getLoc(), ob);
+  KB kb{b};
+  auto lseAT = MemRefType::get(lseT.getShape(), a);
+  auto func = gpu::GPUFuncOp::create(
+      b, uniqueName("attention_grad_kv"),
+      FunctionType::get(ctx, {qT, kT, vT, dOT, lseT, lseAT, dkT, dvT}, {}),
+      TypeRange{vrowT, qsT, dosT, rowT, rowT});
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(bq), 1, 1}));
+  b.setInsertionPointToStart(&func.front());
+  Value q = func.getArgument(0), k = func.getArgument(1),
+        v = func.getArgument(2), dO = func.getArgument(3),
+        lse = func.getArgument(4), delta = func.getArgument(5),
+        dk = func.getArgument(6), dvOut = func.getArgument(7);
+  auto wgArgs = func.getWorkgroupAttributions();
+  Value vrow = wgArgs[0], qs = wgArgs[1], dos = wgArgs[2], ls = wgArgs[3],
+        dls = wgArgs[4];
+
+  Value tile = gpu::BlockIdOp::create(b, gpu::Dimension::x);
+  Value bhk = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value tid = gpu::ThreadIdOp::create(b, gpu::Dimension::x);
+  Value j0 = kb.mul(tile, kb.idx(bq));
+  Value j = kb.add(j0, tid);
+  Value validJ = kb.cmp(arith::CmpIPredicate::ult, j, kb.idx(m));
+  Value jLoad = kb.minu(j, kb.idx(m - 1));
+  double scaleValue = op.getScaleOrDefault();
+  Value scale = kb.flt(a, scaleValue);
+  Value zero = kb.flt(a, 0.0);
+  Value negInf = kb.flt(a, -std::numeric_limits<double>::infinity());
+  SmallVector<Value> kv;
+  for (int64_t c = 0; c < d; ++c)
+    kv.push_back(arith::MulFOp::create(
+        b,
+        kb.cast(memref::LoadOp::create(b, k, ValueRange{bhk, jLoad, kb.idx(c)}),
+                a),
+        scale));
+  for (int64_t c = 0; c < dv; ++c)
+    memref::StoreOp::create(
+        b,
+        kb.cast(memref::LoadOp::create(b, v, ValueRange{bhk, jLoad, kb.idx(c)}),
+                a),
+        vrow, ValueRange{tid, kb.idx(c)});
+
+  // Query rows that see some key of the block: i >= j0 − (M − N) (causal).
+  Value firstTile = kb.idx(0);
+  if (op.getCausal()) {
+    Value iStart =
+        arith::MaxSIOp::create(b, kb.add(j0, kb.idx(n - m)), kb.idx(0));
+    firstTile = kb.divu(iStart, kb.idx(bk));
+  }
+  Value numTiles = kb.idx((n + bk - 1) / bk);
+  SmallVector<Value> init(d + dv, zero);
+  auto heads = scf::ForOp::create(b, kb.idx(0), kb.idx(group), kb.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(heads.getBody());
+    Value bh = kb.add(kb.mul(bhk, kb.idx(group)), heads.getInductionVar());
+    auto loop = scf::ForOp::create(b, firstTile, numTiles, kb.idx(1),
+                                   heads.getRegionIterArgs());
+    {
+      OpBuilder::InsertionGuard g2(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value i0 = kb.mul(loop.getInductionVar(), kb.idx(bk));
+      auto stage = [&](Value src, Value dst, int64_t width) {
+        if (width == 0)
+          return;
+        auto l = scf::ForOp::create(b, tid, kb.idx(bk * width), kb.idx(bq));
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(l.getBody());
+        Value el = l.getInductionVar();
+        Value r = kb.divu(el, kb.idx(width)), c = kb.remu(el, kb.idx(width));
+        Value ii = kb.add(i0, r);
+        Value in = kb.cmp(arith::CmpIPredicate::ult, ii, kb.idx(n));
+        Value x =
+            kb.cast(memref::LoadOp::create(
+                        b, src, ValueRange{bh, kb.minu(ii, kb.idx(n - 1)), c}),
+                    a);
+        memref::StoreOp::create(b, kb.sel(in, x, zero), dst, ValueRange{r, c});
+      };
+      stage(q, qs, d);
+      stage(dO, dos, dv);
+      {
+        auto l = scf::ForOp::create(b, tid, kb.idx(bk), kb.idx(bq));
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(l.getBody());
+        Value r = l.getInductionVar();
+        Value ii = kb.add(i0, r);
+        Value in = kb.cmp(arith::CmpIPredicate::ult, ii, kb.idx(n));
+        Value iic = kb.minu(ii, kb.idx(n - 1));
+        Value lv = memref::LoadOp::create(b, lse, ValueRange{bh, iic});
+        Value dl = memref::LoadOp::create(b, delta, ValueRange{bh, iic});
+        // Rows past N act as empty rows (lse = −∞): they contribute 0.
+        memref::StoreOp::create(b, kb.sel(in, lv, negInf), ls, ValueRange{r});
+        memref::StoreOp::create(b, kb.sel(in, dl, zero), dls, ValueRange{r});
+      }
+      gpu::BarrierOp::create(b);
+      auto rLoop = scf::ForOp::create(b, kb.idx(0), kb.idx(bk), kb.idx(1),
+                                      loop.getRegionIterArgs());
+      {
+        OpBuilder::InsertionGuard g(b);
+        b.setInsertionPointToStart(rLoop.getBody());
+        Value r = rLoop.getInductionVar();
+        auto acc = rLoop.getRegionIterArgs();
+        Value rowLse = memref::LoadOp::create(b, ls, ValueRange{r});
+        Value rowDelta = memref::LoadOp::create(b, dls, ValueRange{r});
+        SmallVector<Value> qc, doc;
+        SmallVector<std::pair<Value, Value>> qk, dovv;
+        for (int64_t c = 0; c < d; ++c) {
+          qc.push_back(memref::LoadOp::create(b, qs, ValueRange{r, kb.idx(c)}));
+          qk.push_back({qc.back(), kv[c]});
+        }
+        for (int64_t c = 0; c < dv; ++c) {
+          doc.push_back(
+              memref::LoadOp::create(b, dos, ValueRange{r, kb.idx(c)}));
+          dovv.push_back(
+              {doc.back(),
+               memref::LoadOp::create(b, vrow, ValueRange{tid, kb.idx(c)})});
+        }
+        Value logit = dotProduct(b, zero, qk);
+        Value vis = arith::AndIOp::create(
+            b, validJ,
+            arith::CmpFOp::create(b, arith::CmpFPredicate::ONE, rowLse,
+                                  negInf));
+        if (op.getCausal())
+          vis = arith::AndIOp::create(
+              b, vis,
+              kb.cmp(arith::CmpIPredicate::sle, j,
+                     kb.add(kb.add(i0, r), kb.idx(m - n))));
+        Value arg =
+            kb.sel(vis, arith::SubFOp::create(b, logit, rowLse), negInf);
+        Value p = math::ExpOp::create(b, arg);
+        Value dp = dotProduct(b, zero, dovv);
+        Value ds =
+            arith::MulFOp::create(b, p, arith::SubFOp::create(b, dp, rowDelta));
+        SmallVector<Value> next;
+        for (int64_t c = 0; c < d; ++c)
+          next.push_back(math::FmaOp::create(b, ds, qc[c], acc[c]));
+        for (int64_t c = 0; c < dv; ++c)
+          next.push_back(math::FmaOp::create(b, p, doc[c], acc[d + c]));
+        scf::YieldOp::create(b, next);
+      }
+      gpu::BarrierOp::create(b);
+      scf::YieldOp::create(b, rLoop.getResults());
+    }
+    scf::YieldOp::create(b, loop.getResults());
+  }
+  auto ifOp = scf::IfOp::create(b, validJ, /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  for (int64_t c = 0; c < d; ++c)
+    memref::StoreOp::create(
+        b,
+        kb.cast(arith::MulFOp::create(b, heads.getResult(c), scale),
+                dkT.getElementType()),
+        dk, ValueRange{bhk, j, kb.idx(c)});
+  for (int64_t c = 0; c < dv; ++c)
+    memref::StoreOp::create(
+        b, kb.cast(heads.getResult(d + c), dvT.getElementType()), dvOut,
+        ValueRange{bhk, j, kb.idx(c)});
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return std::make_pair(func, bk);
+}
+
+//===----------------------------------------------------------------------===//
 // Host side.
 //===----------------------------------------------------------------------===//
+
+void Lowering::launch(ImplicitLocOpBuilder &b, gpu::GPUFuncOp kernel,
+                      int64_t gridX, int64_t gridY, int64_t threads,
+                      ValueRange args, Value &token) {
+  KB kb{b};
+  auto op = gpu::LaunchFuncOp::create(
+      b, kernel, {kb.idx(gridX), kb.idx(gridY), kb.idx(1)},
+      {kb.idx(threads), kb.idx(1), kb.idx(1)}, Value(), args,
+      gpu::AsyncTokenType::get(b.getContext()), ValueRange{token});
+  token = op.getAsyncToken();
+}
+
+LogicalResult Lowering::lowerAttention(
+    AttentionOp op, ImplicitLocOpBuilder &b, DenseMap<Value, Value> &buffers,
+    const std::function<Value(Value)> &destination,
+    const std::function<Value(MemRefType)> &allocate, Value &token) {
+  Type e = op.getQuery().getType().getElementType();
+  Type a = getAccumulationType(e);
+  Value q = collapseLeading(b, buffers.lookup(op.getQuery()), 2);
+  Value k = collapseLeading(b, buffers.lookup(op.getKey()), 2);
+  Value v = collapseLeading(b, buffers.lookup(op.getValue()), 2);
+  Value oFull = destination(op.getOutput());
+  buffers[op.getOutput()] = oFull;
+  Value o = collapseLeading(b, oFull, 2);
+  Value lse;
+  if (Value l = op.getLogsumexp()) {
+    Value lFull = destination(l);
+    buffers[l] = lFull;
+    lse = collapseLeading(b, lFull, 1);
+  }
+  auto qT = cast<MemRefType>(q.getType()), kT = cast<MemRefType>(k.getType());
+  int64_t n = qT.getDimSize(1), m = kT.getDimSize(1), d = qT.getDimSize(2);
+  int64_t bhq = qT.getDimSize(0);
+  if (bhq == 0 || n == 0)
+    return success(); // every result is empty
+
+  // Fused RoPE: q̃ at positions P + (M − N) + i, k̃ at P + j, in acc(E).
+  RopeAttr rope = op.getRopeAttr();
+  if (rope && !rope.isIdentityFor(d) && d > 0) {
+    q = rotate(b, q, a, rope, m - n, false, allocate, Value(), token);
+    k = rotate(b, k, a, rope, 0, false, allocate, Value(), token);
+  }
+  FailureOr<gpu::GPUFuncOp> kernel = buildAttentionKernel(
+      op, op.getCausal(), op.getScaleOrDefault(), cast<MemRefType>(q.getType()),
+      cast<MemRefType>(k.getType()), cast<MemRefType>(v.getType()),
+      cast<MemRefType>(o.getType()),
+      lse ? cast<MemRefType>(lse.getType()) : MemRefType());
+  if (failed(kernel))
+    return failure();
+  SmallVector<Value> operands = {q, k, v, o};
+  if (lse)
+    operands.push_back(lse);
+  launch(b, *kernel, (n + blockQ - 1) / blockQ, bhq, blockQ, operands, token);
+  return success();
+}
+
+LogicalResult
+Lowering::lowerAttentionGrad(AttentionGradOp op, ImplicitLocOpBuilder &b,
+                             DenseMap<Value, Value> &buffers,
+                             const std::function<Value(Value)> &destination,
+                             const std::function<Value(MemRefType)> &allocate,
+                             Value &token) {
+  Type e = op.getQuery().getType().getElementType();
+  Type a = getAccumulationType(e);
+  Value q = collapseLeading(b, buffers.lookup(op.getQuery()), 2);
+  Value k = collapseLeading(b, buffers.lookup(op.getKey()), 2);
+  Value v = collapseLeading(b, buffers.lookup(op.getValue()), 2);
+  Value o = collapseLeading(b, buffers.lookup(op.getOutput()), 2);
+  Value dO = collapseLeading(b, buffers.lookup(op.getGradOutput()), 2);
+  Value lse;
+  if (Value l = op.getLogsumexp())
+    lse = collapseLeading(b, buffers.lookup(l), 1);
+  Value dqFull = destination(op.getGradQuery());
+  Value dkFull = destination(op.getGradKey());
+  Value dvFull = destination(op.getGradValue());
+  buffers[op.getGradQuery()] = dqFull;
+  buffers[op.getGradKey()] = dkFull;
+  buffers[op.getGradValue()] = dvFull;
+  Value dq = collapseLeading(b, dqFull, 2);
+  Value dk = collapseLeading(b, dkFull, 2);
+  Value dv = collapseLeading(b, dvFull, 2);
+
+  auto qT = cast<MemRefType>(q.getType()), kT = cast<MemRefType>(k.getType());
+  int64_t bhq = qT.getDimSize(0), n = qT.getDimSize(1), d = qT.getDimSize(2);
+  int64_t bhk = kT.getDimSize(0), m = kT.getDimSize(1);
+  bool queries = bhq > 0 && n > 0, keys = bhk > 0 && m > 0;
+  double scale = op.getScaleOrDefault();
+
+  RopeAttr rope = op.getRopeAttr();
+  bool rotated = rope && !rope.isIdentityFor(d) && d > 0;
+  if (rotated) {
+    if (queries)
+      q = rotate(b, q, a, rope, m - n, false, allocate, Value(), token);
+    if (keys)
+      k = rotate(b, k, a, rope, 0, false, allocate, Value(), token);
+  }
+  auto typeOf = [](Value x) { return cast<MemRefType>(x.getType()); };
+
+  Value lseA, delta;
+  if (queries) {
+    // The logsumexp, when not given, from the forward kernel.
+    if (!lse) {
+      lse = allocate(MemRefType::get({bhq, n}, a));
+      Value oTmp = allocate(typeOf(o));
+      FailureOr<gpu::GPUFuncOp> fwd =
+          buildAttentionKernel(op, op.getCausal(), scale, typeOf(q), typeOf(k),
+                               typeOf(v), typeOf(oTmp), typeOf(lse));
+      if (failed(fwd))
+        return failure();
+      launch(b, *fwd, (n + blockQ - 1) / blockQ, bhq, blockQ,
+             {q, k, v, oTmp, lse}, token);
+    }
+    // Δ_i = ⟨dO_i, O_i⟩.
+    delta = allocate(MemRefType::get({bhq, n}, a));
+    gpu::GPUFuncOp deltaKernel =
+        buildDeltaKernel(op.getLoc(), typeOf(o), typeOf(delta));
+    launch(b, deltaKernel, (bhq * n + kRotaryBlock - 1) / kRotaryBlock, 1,
+           kRotaryBlock, {o, dO, delta}, token);
+
+    // dq̃ (in acc(E) when it is rotated back afterwards).
+    Value dqt =
+        rotated ? allocate(MemRefType::get(typeOf(dq).getShape(), a)) : dq;
+    FailureOr<gpu::GPUFuncOp> dqKernel =
+        buildGradQueryKernel(op, typeOf(q), typeOf(k), typeOf(v), typeOf(dO),
+                             typeOf(lse), typeOf(dqt));
+    if (failed(dqKernel))
+      return failure();
+    launch(b, *dqKernel, (n + blockQ - 1) / blockQ, bhq, blockQ,
+           {q, k, v, dO, lse, delta, dqt}, token);
+    if (rotated)
+      rotate(b, dqt, e, rope, m - n, true, allocate, dq, token);
+  }
+  if (keys) {
+    Value dkt =
+        rotated ? allocate(MemRefType::get(typeOf(dk).getShape(), a)) : dk;
+    // Without queries (N = 0 or Hq = 0) the kernel writes zeros; it still
+    // needs buffers of the right types for q, dO, lse and Δ.
+    if (!queries) {
+      lse = lse ? lse : allocate(MemRefType::get({bhq, n}, a));
+      delta = allocate(MemRefType::get({bhq, n}, a));
+    }
+    auto kv =
+        buildGradKeyValueKernel(op, typeOf(q), typeOf(k), typeOf(v), typeOf(dO),
+                                typeOf(lse), typeOf(dkt), typeOf(dv));
+    if (failed(kv))
+      return failure();
+    launch(b, kv->first, (m + blockQ - 1) / blockQ, bhk, blockQ,
+           {q, k, v, dO, lse, delta, dkt, dv}, token);
+    if (rotated)
+      rotate(b, dkt, e, rope, 0, true, allocate, dk, token);
+  }
+  return success();
+}
+
+Value Lowering::rotate(ImplicitLocOpBuilder &b, Value x, Type to, RopeAttr rope,
+                       int64_t offset, bool inverse,
+                       const std::function<Value(MemRefType)> &allocate,
+                       Value dst, Value &token) {
+  auto xT = cast<MemRefType>(x.getType());
+  auto yT = MemRefType::get(xT.getShape(), to);
+  Value y = dst ? dst : allocate(yT);
+  if (xT.getNumElements() == 0)
+    return y;
+  gpu::GPUFuncOp kernel =
+      buildRotaryKernel(b.getLoc(), xT, cast<MemRefType>(y.getType()), rope,
+                        offset + rope.getPositionOffset(), inverse);
+  launch(b, kernel, (xT.getNumElements() + kRotaryBlock - 1) / kRotaryBlock, 1,
+         kRotaryBlock, {x, y}, token);
+  return y;
+}
 
 LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   MLIRContext *ctx = module.getContext();
@@ -478,7 +1097,6 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   OpBuilder ob(ctx);
   ob.setInsertionPointToStart(newBlock);
   ImplicitLocOpBuilder b(func.getLoc(), ob);
-  KB kb{b};
   Type tokenType = gpu::AsyncTokenType::get(ctx);
   Value token = gpu::WaitOp::create(b, tokenType, ValueRange{}).getResult(0);
 
@@ -493,14 +1111,14 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
       outSlot[v] = numIn + pos;
   SmallVector<Value> temporaries;
 
-  auto allocate = [&](MemRefType t) {
+  std::function<Value(MemRefType)> allocate = [&](MemRefType t) -> Value {
     auto alloc = gpu::AllocOp::create(b, t, tokenType, ValueRange{token},
                                       ValueRange{}, ValueRange{});
     token = alloc.getAsyncToken();
     temporaries.push_back(alloc.getMemref());
     return alloc.getMemref();
   };
-  auto destination = [&](Value result) -> Value {
+  std::function<Value(Value)> destination = [&](Value result) -> Value {
     auto it = outSlot.find(result);
     if (it != outSlot.end())
       return newBlock->getArgument(it->second);
@@ -508,67 +1126,15 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   };
 
   for (Operation &opRef : oldBlock->without_terminator()) {
-    auto op = cast<AttentionOp>(opRef);
-    b.setLoc(op.getLoc());
-    auto qTy = op.getQuery().getType();
-    Type e = qTy.getElementType(), a = getAccumulationType(e);
-    Value q = collapseLeading(b, buffers.lookup(op.getQuery()), 2);
-    Value k = collapseLeading(b, buffers.lookup(op.getKey()), 2);
-    Value v = collapseLeading(b, buffers.lookup(op.getValue()), 2);
-    Value oFull = destination(op.getOutput());
-    buffers[op.getOutput()] = oFull;
-    Value o = collapseLeading(b, oFull, 2);
-    Value lse;
-    if (Value l = op.getLogsumexp()) {
-      Value lFull = destination(l);
-      buffers[l] = lFull;
-      lse = collapseLeading(b, lFull, 1);
-    }
-    auto qT = cast<MemRefType>(q.getType()), kT = cast<MemRefType>(k.getType());
-    int64_t n = qT.getDimSize(1), m = kT.getDimSize(1), d = qT.getDimSize(2);
-    int64_t bhq = qT.getDimSize(0);
-    if (bhq == 0 || n == 0)
-      continue; // every result is empty
-
-    // Fused RoPE: q̃ at positions P + (M − N) + i, k̃ at P + j, in acc(E).
-    RopeAttr rope = op.getRopeAttr();
-    if (rope && !rope.isIdentityFor(d) && d > 0) {
-      auto rotate = [&](Value x, int64_t offset) -> Value {
-        auto xT = cast<MemRefType>(x.getType());
-        auto yT = MemRefType::get(xT.getShape(), a);
-        Value y = allocate(yT);
-        if (xT.getNumElements() == 0)
-          return y;
-        gpu::GPUFuncOp kernel = buildRotaryKernel(
-            op.getLoc(), xT, yT, rope, offset + rope.getPositionOffset());
-        int64_t blocks =
-            (xT.getNumElements() + kRotaryBlock - 1) / kRotaryBlock;
-        auto launch = gpu::LaunchFuncOp::create(
-            b, kernel, {kb.idx(blocks), kb.idx(1), kb.idx(1)},
-            {kb.idx(kRotaryBlock), kb.idx(1), kb.idx(1)}, Value(),
-            ValueRange{x, y}, tokenType, ValueRange{token});
-        token = launch.getAsyncToken();
-        return y;
-      };
-      q = rotate(q, m - n);
-      k = rotate(k, 0);
-    }
-
-    FailureOr<gpu::GPUFuncOp> kernel = buildAttentionKernel(
-        op, cast<MemRefType>(q.getType()), cast<MemRefType>(k.getType()),
-        cast<MemRefType>(v.getType()), cast<MemRefType>(o.getType()),
-        lse ? cast<MemRefType>(lse.getType()) : MemRefType());
-    if (failed(kernel))
+    b.setLoc(opRef.getLoc());
+    LogicalResult lowered =
+        isa<AttentionOp>(opRef)
+            ? lowerAttention(cast<AttentionOp>(opRef), b, buffers, destination,
+                             allocate, token)
+            : lowerAttentionGrad(cast<AttentionGradOp>(opRef), b, buffers,
+                                 destination, allocate, token);
+    if (failed(lowered))
       return failure();
-    SmallVector<Value> operands = {q, k, v, o};
-    if (lse)
-      operands.push_back(lse);
-    int64_t tiles = (n + blockQ - 1) / blockQ;
-    auto launch = gpu::LaunchFuncOp::create(
-        b, *kernel, {kb.idx(tiles), kb.idx(bhq), kb.idx(1)},
-        {kb.idx(blockQ), kb.idx(1), kb.idx(1)}, Value(), operands, tokenType,
-        ValueRange{token});
-    token = launch.getAsyncToken();
   }
 
   b.setLoc(ret.getLoc());

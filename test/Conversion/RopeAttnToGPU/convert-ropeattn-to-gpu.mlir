@@ -177,3 +177,76 @@ func.func @chain(%a: tensor<1x16x8xf32>, %b: tensor<1x16x8xf32>, %e: tensor<1x0x
 func.func @plain(%x: tensor<4xf32>) -> tensor<4xf32> {
   return %x : tensor<4xf32>
 }
+
+// -----
+
+// Backward with fused RoPE, GQA, causal, no logsumexp operand: rotate q and
+// k (f32), the forward kernel recomputes lse, Δ = rowsum(dO ∘ O), the dq
+// kernel (one thread per query row), the inverse rotation of dq̃ into dq, the
+// dk/dv kernel (one thread per key row, over the G = 2 query heads of its kv
+// head), the inverse rotation of dk̃ into dk; dv is written directly.
+
+// CHECK-LABEL: func.func @grad(
+// CHECK-SAME:    %[[Q:[^:]*]]: memref<2x4x100x8xf16>, %[[K:[^:]*]]: memref<2x2x90x8xf16>, %[[V:[^:]*]]: memref<2x2x90x4xf16>, %[[O:[^:]*]]: memref<2x4x100x4xf16>, %[[DO:[^:]*]]: memref<2x4x100x4xf16>,
+// CHECK-SAME:    %[[DQ:[^:]*]]: memref<2x4x100x8xf16>, %[[DK:[^:]*]]: memref<2x2x90x8xf16>, %[[DV:[^:]*]]: memref<2x2x90x4xf16>)
+// CHECK-DAG:     %[[DQC:.*]] = memref.collapse_shape %[[DQ]]
+// CHECK-DAG:     %[[DKC:.*]] = memref.collapse_shape %[[DK]]
+// CHECK-DAG:     %[[DVC:.*]] = memref.collapse_shape %[[DV]]
+// CHECK:         %[[QR:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<8x100x8xf32>
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@rotary_0
+// CHECK:         %[[KR:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<4x90x8xf32>
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@rotary_1
+// CHECK:         %[[LSE:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<8x100xf32>
+// CHECK:         %[[OTMP:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<8x100x4xf16>
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@attention_2 {{.*}} args(%[[QR]] : {{.*}}, %[[KR]] : {{.*}}, %[[OTMP]] : memref<8x100x4xf16>, %[[LSE]] : memref<8x100xf32>)
+// CHECK:         %[[DELTA:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<8x100xf32>
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@delta_3 blocks in (%c4, %c1, %c1) threads in (%c256, %c1, %c1) args({{.*}}, %[[DELTA]] : memref<8x100xf32>)
+// CHECK:         %[[DQT:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<8x100x8xf32>
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@attention_grad_q_4 blocks in (%c4, %c8, %c1) threads in (%c32, %c1, %c1) args(%[[QR]] : {{.*}}, %[[KR]] : {{.*}}, %[[LSE]] : memref<8x100xf32>, %[[DELTA]] : memref<8x100xf32>, %[[DQT]] : memref<8x100x8xf32>)
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@rotary_5 {{.*}} args(%[[DQT]] : memref<8x100x8xf32>, %[[DQC]] : memref<8x100x8xf16>)
+// CHECK:         %[[DKT:.*]], %{{.*}} = gpu.alloc async {{.*}} : memref<4x90x8xf32>
+// ceil(90 / 32) = 3 key tiles, 4 kv heads.
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@attention_grad_kv_6 blocks in (%c3, %c4, %c1) threads in (%c32, %c1, %c1) args({{.*}}, %[[DKT]] : memref<4x90x8xf32>, %[[DVC]] : memref<4x90x4xf16>)
+// CHECK:         gpu.launch_func async {{.*}} @ropeattn_kernels::@rotary_7 {{.*}} args(%[[DKT]] : memref<4x90x8xf32>, %[[DKC]] : memref<4x90x8xf16>)
+// CHECK-COUNT-7: gpu.dealloc async
+// CHECK:         gpu.wait
+
+// dq: P from the logsumexp (no running max), dS = P (dP − Δ), dq += dS k.
+// CHECK:       gpu.func @attention_grad_q_4(
+// CHECK-SAME:    workgroup(%{{.*}} : memref<16x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x4xf32, #gpu.address_space<workgroup>>)
+// CHECK:         %[[HASKEYS:.*]] = arith.cmpf one, %[[L:.*]], %cst
+// CHECK:         scf.for
+// CHECK:           gpu.barrier
+// CHECK:           scf.for
+// CHECK:             arith.subf %{{.*}}, %[[L]] : f32
+// CHECK:             %[[P:.*]] = math.exp
+// CHECK:             %[[DS:.*]] = arith.mulf %[[P]], %{{.*}} : f32
+// CHECK-COUNT-8:     math.fma %[[DS]],
+// CHECK:           gpu.barrier
+
+// The inverse rotation negates the f64 angle and rounds to f16 once.
+// CHECK:       gpu.func @rotary_5(%{{.*}}: memref<8x100x8xf32>, %{{.*}}: memref<8x100x8xf16>)
+// CHECK:         math.exp %{{.*}} : f64
+// CHECK:         %[[ANGLE:.*]] = arith.mulf %{{.*}}, %{{.*}} : f64
+// CHECK:         %[[NEG:.*]] = arith.negf %[[ANGLE]] : f64
+// CHECK:         math.cos %[[NEG]] : f64
+// CHECK:         arith.truncf %{{.*}} : f32 to f16
+
+// dk/dv: value rows of the block padded to Dv + 1, query tiles with their
+// lse and Δ; a loop over the G query heads, then over query tiles.
+// CHECK:       gpu.func @attention_grad_kv_6(
+// CHECK-SAME:    workgroup(%{{.*}} : memref<32x5xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16xf32, #gpu.address_space<workgroup>>)
+// CHECK:         scf.for %{{.*}} = %c0 to %c2 step %c1
+// CHECK:           scf.for
+// CHECK:             gpu.barrier
+// CHECK:             scf.for
+// CHECK:               %[[P2:.*]] = math.exp
+// CHECK:               %[[DS2:.*]] = arith.mulf %[[P2]], %{{.*}} : f32
+// CHECK-COUNT-8:       math.fma %[[DS2]],
+// CHECK-COUNT-4:       math.fma %[[P2]],
+// CHECK:             gpu.barrier
+
+func.func @grad(%q: tensor<2x4x100x8xf16>, %k: tensor<2x2x90x8xf16>, %v: tensor<2x2x90x4xf16>, %o: tensor<2x4x100x4xf16>, %do: tensor<2x4x100x4xf16>) -> (tensor<2x4x100x8xf16>, tensor<2x2x90x8xf16>, tensor<2x2x90x4xf16>) {
+  %dq, %dk, %dv = ropeattn.attention_grad %q, %k, %v, %o, %do causal rope <> : (tensor<2x4x100x8xf16>, tensor<2x2x90x8xf16>, tensor<2x2x90x4xf16>, tensor<2x4x100x4xf16>, tensor<2x4x100x4xf16>) -> (tensor<2x4x100x8xf16>, tensor<2x2x90x8xf16>, tensor<2x2x90x4xf16>)
+  return %dq, %dk, %dv : tensor<2x4x100x8xf16>, tensor<2x2x90x8xf16>, tensor<2x2x90x4xf16>
+}

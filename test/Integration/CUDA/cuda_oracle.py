@@ -1,11 +1,13 @@
 """The CUDA path (rope-lower-to-cuda) against the independent fp64 reference.
 
-Random forward configurations within what the CUDA lowering supports (batch
+Random forward and backward configurations within what the CUDA lowering supports (batch
 dims, GQA, N != M, causal, both RoPE layouts, partial rotary, position
 offsets, explicit scales, logsumexp, f32/f16/bf16, several tile sizes) are
 checked against test/reference/ropeattn_ref.py with the tolerances of the CPU
 oracle (test/Integration/CPU/attention_oracle.py): within 2x of a plain fp32
-numpy implementation, floor 2^-21, and for f16/bf16 one ulp of the type.
+numpy implementation, floor 2^-21, and for f16/bf16 one ulp of the type. The
+backward (ropeattn.attention_grad, with or without the logsumexp operand) gets
+the reference forward's o (rounded to the type) and lse, and a random dO.
 
 Three modes:
   emulate ROPE_RUN WORKDIR   no GPU: convert-ropeattn-to-gpu with block-q=1,
@@ -64,6 +66,7 @@ class Case:
         self.block_q = int(rng.choice([32, 64, 128]))
         self.block_k = int(rng.choice([5, 16, 32]))
         self.seed = int(rng.integers(0, 2**31))
+        self.with_lse = bool(rng.integers(0, 2))
 
     @staticmethod
     def from_dict(d):
@@ -83,10 +86,14 @@ class Case:
                 b + [self.hk, self.m, self.dv], b + [self.hq, self.n, self.dv],
                 b + [self.hq, self.n])
 
-    def signature(self):
+    def signature(self, func="fwd"):
         q, k, v, o, lse = self.shapes()
         T = lambda s, e=self.dtype: tensor_type(s, e)  # noqa: E731
-        return f"({T(q)}, {T(k)}, {T(v)}) -> ({T(o)}, {T(lse, 'f32')})"
+        if func == "fwd":
+            return f"({T(q)}, {T(k)}, {T(v)}) -> ({T(o)}, {T(lse, 'f32')})"
+        extra = f", {T(lse, 'f32')}" if self.with_lse else ""
+        return (f"({T(q)}, {T(k)}, {T(v)}, {T(o)}, {T(o)}{extra}) -> "
+                f"({T(q)}, {T(k)}, {T(v)})")
 
     def mlir(self):
         q, k, v, o, lse = self.shapes()
@@ -94,18 +101,58 @@ class Case:
         attrs = (" causal" if self.causal else "") + \
             (f" scale({self.scale:.17e})" if self.scale is not None else "") + \
             rope_text(self.rope)
-        return (
+        fwd = (
             f"func.func @fwd(%q: {T(q)}, %k: {T(k)}, %v: {T(v)}) "
             f"-> ({T(o)}, {T(lse, 'f32')}) {{\n"
             f"  %o, %l = ropeattn.attention %q, %k, %v{attrs} "
             f": ({T(q)}, {T(k)}, {T(v)}) -> ({T(o)}, {T(lse, 'f32')})\n"
             f"  return %o, %l : {T(o)}, {T(lse, 'f32')}\n}}\n")
+        lse_arg = f", %l: {T(lse, 'f32')}" if self.with_lse else ""
+        lse_use = " logsumexp(%l)" if self.with_lse else ""
+        lse_ty = f", {T(lse, 'f32')}" if self.with_lse else ""
+        res = f"{T(q)}, {T(k)}, {T(v)}"
+        bwd = (
+            f"func.func @bwd(%q: {T(q)}, %k: {T(k)}, %v: {T(v)}, %o: {T(o)}, "
+            f"%do: {T(o)}{lse_arg}) -> ({res}) {{\n"
+            f"  %dq, %dk, %dv = ropeattn.attention_grad %q, %k, %v, %o, %do"
+            f"{lse_use}{attrs} : ({T(q)}, {T(k)}, {T(v)}, {T(o)}, {T(o)}"
+            f"{lse_ty}) -> ({res})\n"
+            f"  return %dq, %dk, %dv : {res}\n}}\n")
+        return fwd + bwd
 
     def inputs(self):
         rng = np.random.default_rng(self.seed)
         q, k, v, _, _ = self.shapes()
         dt = np_dtype(self.dtype)
         return [rng.standard_normal(s).astype(dt) for s in (q, k, v)]
+
+    def grad_inputs(self):
+        """q, k, v, o (reference, rounded to the type), dO[, lse]."""
+        q, k, v = self.inputs()
+        f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+        o_ref, lse_ref = ref.attention(f64(q), f64(k), f64(v), scale=self.scale,
+                                       causal=self.causal, rope=self.rope)
+        rng = np.random.default_rng(self.seed + 1)
+        dt = np_dtype(self.dtype)
+        do = rng.standard_normal(o_ref.shape).astype(dt)
+        ins = [q, k, v, o_ref.astype(dt), do]
+        if self.with_lse:
+            ins.append(lse_ref.astype(np.float32))
+        return ins
+
+
+def edge_cases(dtypes):
+    """Hand-picked shapes the random draw may miss."""
+    rng = np.random.default_rng(7)
+    out = []
+    for spec in [dict(n=40, m=13, causal=True),   # empty rows (N > M)
+                 dict(n=1, m=77, causal=True),    # decoding
+                 dict(n=70, m=1, causal=False),   # one key
+                 dict(n=33, m=96, causal=True)]:  # N < M
+        c = Case(rng, dtypes)
+        c.__dict__.update(spec)
+        out.append(c)
+    return out
 
 
 def cases(args):
@@ -116,7 +163,7 @@ def cases(args):
         dtypes.append("bf16")
     except ImportError:
         pass
-    return [Case(rng, dtypes) for _ in range(args.configs)]
+    return [Case(rng, dtypes) for _ in range(args.configs)] + edge_cases(dtypes)
 
 
 def save_inputs(case, workdir):
@@ -144,6 +191,38 @@ def check(case, o, lse):
     ok = e_o <= tol_o and e_l <= tol_l
     return ok, (f"err o={e_o:.2e} (tol {tol_o:.2e}) lse={e_l:.2e} "
                 f"(tol {tol_l:.2e})")
+
+
+def check_grad(case, grads):
+    """Returns (ok, line) for dq, dk, dv of `case`."""
+    ins = case.grad_inputs()
+    q, k, v, do = ins[0], ins[1], ins[2], ins[4]
+    f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
+    g_ref = ref.attention_grad(f64(q), f64(k), f64(v), f64(do),
+                               scale=case.scale, causal=case.causal,
+                               rope=case.rope)
+    g32 = naive32(case, q, k, v, None, do=do)
+    ok, line = True, "grad"
+    for idx, (name, got, want) in enumerate(zip(["dq", "dk", "dv"], grads,
+                                                g_ref)):
+        e = relerr(got, want)
+        tol = 2 * max(relerr(g32[idx], want), 2.0 ** -21)
+        if case.dtype in ("f16", "bf16"):
+            tol = max(tol, {"f16": 2.0 ** -10, "bf16": 2.0 ** -7}[case.dtype])
+        line += f" {name}={e:.2e}"
+        if e > tol:
+            line += f"(>{tol:.1e})"
+            ok = False
+    return ok, line
+
+
+def save(arrays, workdir, prefix):
+    paths = []
+    for i, x in enumerate(arrays):
+        p = os.path.join(workdir, f"{prefix}{i}.npy")
+        np.save(p, x)
+        paths.append(p)
+    return paths
 
 
 def run_cmd(cmd):
@@ -175,7 +254,14 @@ def emulate(args):
                 + [f"--input=@{p}" for p in ins]
                 + [f"--output=@{p}" for p in outs])
         ok, line = check(case, load(outs[0]), load(outs[1]))
-        print(f"case {idx} [{case.describe()}] emulated {line} "
+        gins = save(case.grad_inputs(), workdir, "gin")
+        gouts = [os.path.join(workdir, f"gout{i}.npy") for i in range(3)]
+        run_cmd([args.dir1, path, "--function=bwd", f"--pipeline={pipeline}"]
+                + [f"--input=@{p}" for p in gins]
+                + [f"--output=@{p}" for p in gouts])
+        gok, gline = check_grad(case, [load(p) for p in gouts])
+        ok = ok and gok
+        print(f"case {idx} [{case.describe()}] emulated {line} {gline} "
               f"{'ok' if ok else 'FAIL'}", flush=True)
         failures += not ok
     return failures
@@ -209,12 +295,21 @@ def check_gpu(args):
         os.makedirs(workdir, exist_ok=True)
         ins = save_inputs(case, workdir)
         outs = [os.path.join(workdir, f"out{i}.npy") for i in range(2)]
-        run_cmd([runner, f"--library={args.dir1}/libcase{idx}.so",
-                 "--function=fwd", f"--signature={case.signature()}"]
+        lib = f"--library={args.dir1}/libcase{idx}.so"
+        run_cmd([runner, lib, "--function=fwd",
+                 f"--signature={case.signature('fwd')}"]
                 + [f"--input=@{p}" for p in ins]
                 + [f"--output=@{p}" for p in outs])
         ok, line = check(case, load(outs[0]), load(outs[1]))
-        print(f"case {idx} [{case.describe()}] cuda {line} "
+        gins = save(case.grad_inputs(), workdir, "gin")
+        gouts = [os.path.join(workdir, f"gout{i}.npy") for i in range(3)]
+        run_cmd([runner, lib, "--function=bwd",
+                 f"--signature={case.signature('bwd')}"]
+                + [f"--input=@{p}" for p in gins]
+                + [f"--output=@{p}" for p in gouts])
+        gok, gline = check_grad(case, [load(p) for p in gouts])
+        ok = ok and gok
+        print(f"case {idx} [{case.describe()}] cuda {line} {gline} "
               f"{'ok' if ok else 'FAIL'}", flush=True)
         failures += not ok
     return failures
