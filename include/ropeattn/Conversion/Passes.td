@@ -134,6 +134,7 @@ def ConvertRopeAttnToGPU : Pass<"convert-ropeattn-to-gpu", "::mlir::ModuleOp"> {
     "::mlir::math::MathDialect",
     "::mlir::memref::MemRefDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

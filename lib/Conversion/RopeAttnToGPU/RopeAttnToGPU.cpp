@@ -24,7 +24,9 @@
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
+#include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/ImplicitLocOpBuilder.h"
 
 #include <cmath>
@@ -100,6 +102,40 @@ Value collapseLeading(ImplicitLocOpBuilder &b, Value m, int64_t keep) {
   for (int64_t i = rank - keep; i < rank; ++i)
     reassoc.push_back({i});
   return memref::CollapseShapeOp::create(b, m, reassoc);
+}
+
+/// Loads `row` of a [rows, width] workgroup tile as `width` scalars: with
+/// 16-byte vector loads (ld.shared.v4) when the rows are 16-byte aligned
+/// (width % 4 == 0 for f32; the tiles are allocated 16-byte aligned), else one
+/// scalar load per element.
+SmallVector<Value> loadRow(ImplicitLocOpBuilder &b, Value tile, Value row,
+                           int64_t width) {
+  KB kb{b};
+  SmallVector<Value> out;
+  Type t = cast<MemRefType>(tile.getType()).getElementType();
+  int64_t lanes = 16 / (t.getIntOrFloatBitWidth() / 8);
+  if (width % lanes == 0) {
+    auto vt = VectorType::get({lanes}, t);
+    for (int64_t c = 0; c < width; c += lanes) {
+      Value v =
+          vector::LoadOp::create(b, vt, tile, ValueRange{row, kb.idx(c)},
+                                 /*nontemporal=*/false, llvm::MaybeAlign(16));
+      for (int64_t l = 0; l < lanes; ++l)
+        out.push_back(vector::ExtractOp::create(b, v, l));
+    }
+    return out;
+  }
+  for (int64_t c = 0; c < width; ++c)
+    out.push_back(memref::LoadOp::create(b, tile, ValueRange{row, kb.idx(c)}));
+  return out;
+}
+
+/// Marks workgroup attributions 16-byte aligned (for loadRow).
+void alignWorkgroup(gpu::GPUFuncOp func, ArrayRef<unsigned> indices) {
+  Builder b(func.getContext());
+  for (unsigned i : indices)
+    func.setWorkgroupAttributionAttr(i, LLVM::LLVMDialect::getAlignAttrName(),
+                                     b.getI64IntegerAttr(16));
 }
 
 class Lowering {
@@ -340,6 +376,7 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
                                      TypeRange{ksT, vsT, ssT});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(bq), 1, 1}));
+  alignWorkgroup(func, {0, 1});
   b.setInsertionPointToStart(&func.front());
   Value q = func.getArgument(0), k = func.getArgument(1),
         v = func.getArgument(2), o = func.getArgument(3);
@@ -425,10 +462,10 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
       // Four partial sums for instruction-level parallelism.
       SmallVector<Value> part(std::min<int64_t>(4, std::max<int64_t>(d, 1)),
                               zero);
+      SmallVector<Value> krow = loadRow(b, ks, j, d);
       for (int64_t c = 0; c < d; ++c) {
-        Value kc = memref::LoadOp::create(b, ks, ValueRange{j, kb.idx(c)});
         Value &p = part[c % part.size()];
-        p = math::FmaOp::create(b, qv[c], kc, p);
+        p = math::FmaOp::create(b, qv[c], krow[c], p);
       }
       Value s = part[0];
       for (size_t pi = 1; pi < part.size(); ++pi)
@@ -463,11 +500,10 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
       Value p = math::ExpOp::create(b, arith::SubFOp::create(b, s, shift));
       SmallVector<Value> next = {
           arith::AddFOp::create(b, pLoop.getRegionIterArgs()[0], p)};
-      for (int64_t c = 0; c < dv; ++c) {
-        Value vc = memref::LoadOp::create(b, vs, ValueRange{j, kb.idx(c)});
-        next.push_back(
-            math::FmaOp::create(b, p, vc, pLoop.getRegionIterArgs()[1 + c]));
-      }
+      SmallVector<Value> vrow = loadRow(b, vs, j, dv);
+      for (int64_t c = 0; c < dv; ++c)
+        next.push_back(math::FmaOp::create(b, p, vrow[c],
+                                           pLoop.getRegionIterArgs()[1 + c]));
       scf::YieldOp::create(b, next);
     }
     gpu::BarrierOp::create(b);
@@ -593,6 +629,7 @@ Lowering::buildGradQueryKernel(AttentionGradOp op, MemRefType qT, MemRefType kT,
       TypeRange{ksT, vsT});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(bq), 1, 1}));
+  alignWorkgroup(func, {0, 1});
   b.setInsertionPointToStart(&func.front());
   Value q = func.getArgument(0), k = func.getArgument(1),
         v = func.getArgument(2), dO = func.getArgument(3),
@@ -668,15 +705,13 @@ Lowering::buildGradQueryKernel(AttentionGradOp op, MemRefType qT, MemRefType kT,
       OpBuilder::InsertionGuard g(b);
       b.setInsertionPointToStart(jLoop.getBody());
       Value j = jLoop.getInductionVar();
-      SmallVector<Value> kc;
+      SmallVector<Value> kc = loadRow(b, ks, j, d);
+      SmallVector<Value> vrowj = loadRow(b, vs, j, dv);
       SmallVector<std::pair<Value, Value>> qk, dovv;
-      for (int64_t c = 0; c < d; ++c) {
-        kc.push_back(memref::LoadOp::create(b, ks, ValueRange{j, kb.idx(c)}));
-        qk.push_back({qv[c], kc.back()});
-      }
+      for (int64_t c = 0; c < d; ++c)
+        qk.push_back({qv[c], kc[c]});
       for (int64_t c = 0; c < dv; ++c)
-        dovv.push_back(
-            {dov[c], memref::LoadOp::create(b, vs, ValueRange{j, kb.idx(c)})});
+        dovv.push_back({dov[c], vrowj[c]});
       Value logit = dotProduct(b, zero, qk);
       Value kj = kb.add(k0, j);
       Value vis = arith::AndIOp::create(
@@ -750,6 +785,7 @@ FailureOr<std::pair<gpu::GPUFuncOp, int64_t>> Lowering::buildGradKeyValueKernel(
       TypeRange{vrowT, qsT, dosT, rowT, rowT});
   func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
   func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(bq), 1, 1}));
+  alignWorkgroup(func, {1, 2});
   b.setInsertionPointToStart(&func.front());
   Value q = func.getArgument(0), k = func.getArgument(1),
         v = func.getArgument(2), dO = func.getArgument(3),
@@ -846,19 +882,14 @@ FailureOr<std::pair<gpu::GPUFuncOp, int64_t>> Lowering::buildGradKeyValueKernel(
         auto acc = rLoop.getRegionIterArgs();
         Value rowLse = memref::LoadOp::create(b, ls, ValueRange{r});
         Value rowDelta = memref::LoadOp::create(b, dls, ValueRange{r});
-        SmallVector<Value> qc, doc;
+        SmallVector<Value> qc = loadRow(b, qs, r, d);
+        SmallVector<Value> doc = loadRow(b, dos, r, dv);
         SmallVector<std::pair<Value, Value>> qk, dovv;
-        for (int64_t c = 0; c < d; ++c) {
-          qc.push_back(memref::LoadOp::create(b, qs, ValueRange{r, kb.idx(c)}));
-          qk.push_back({qc.back(), kv[c]});
-        }
-        for (int64_t c = 0; c < dv; ++c) {
-          doc.push_back(
-              memref::LoadOp::create(b, dos, ValueRange{r, kb.idx(c)}));
-          dovv.push_back(
-              {doc.back(),
-               memref::LoadOp::create(b, vrow, ValueRange{tid, kb.idx(c)})});
-        }
+        for (int64_t c = 0; c < d; ++c)
+          qk.push_back({qc[c], kv[c]});
+        for (int64_t c = 0; c < dv; ++c)
+          dovv.push_back({doc[c], memref::LoadOp::create(
+                                      b, vrow, ValueRange{tid, kb.idx(c)})});
         Value logit = dotProduct(b, zero, qk);
         Value vis = arith::AndIOp::create(
             b, validJ,

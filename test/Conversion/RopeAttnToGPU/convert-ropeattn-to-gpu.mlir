@@ -27,7 +27,8 @@
 // K tile [16, D] and V tile [16, Dv] in f32, logits [32, 16 + 1] (padded
 // rows: thread t reads row t, no bank conflicts).
 // CHECK:         gpu.func @attention_0(%[[QA:.*]]: memref<8x100x8xf16>, %[[KA:.*]]: memref<4x90x8xf16>, %[[VA:.*]]: memref<4x90x4xf16>, %[[OA:.*]]: memref<8x100x4xf16>, %[[LA:.*]]: memref<8x100xf32>)
-// CHECK-SAME:      workgroup(%[[KS:.*]] : memref<16x8xf32, #gpu.address_space<workgroup>>, %[[VS:.*]] : memref<16x4xf32, #gpu.address_space<workgroup>>, %[[SS:.*]] : memref<32x17xf32, #gpu.address_space<workgroup>>)
+// The K and V tiles are 16-byte aligned for vector loads of their rows.
+// CHECK-SAME:      workgroup(%[[KS:.*]] : memref<16x8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[VS:.*]] : memref<16x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %[[SS:.*]] : memref<32x17xf32, #gpu.address_space<workgroup>>)
 // CHECK-SAME:      kernel attributes {known_block_size = array<i32: 32, 1, 1>}
 // CHECK-DAG:       %[[NEGINF:.*]] = arith.constant 0xFF800000 : f32
 // CHECK-DAG:       %[[SCALE:.*]] = arith.constant 5.000000e-01 : f32
@@ -62,8 +63,11 @@
 // CHECK:               memref.load %[[VA]][%[[KVH]],
 // CHECK:               memref.store %{{.*}}, %[[VS]]
 // CHECK:             gpu.barrier
-// Logits: a fused multiply-add chain over D, masked (j < M, j <= i + M - N).
+// Logits: the K row by two 16-byte vector loads, a fused multiply-add chain
+// over D, masked (j < M, j <= i + M - N).
 // CHECK:             %[[TMAX:.*]] = scf.for %[[J:.*]] = %c0 to %c16 step %c1 iter_args(%[[MX:.*]] = %[[NEGINF]]) -> (f32)
+// CHECK:               vector.load %[[KS]][%[[J]], %c0] {alignment = 16 : i64} : memref<16x8xf32, #gpu.address_space<workgroup>>, vector<4xf32>
+// CHECK:               vector.load %[[KS]][%[[J]], %c4] {alignment = 16 : i64}
 // CHECK-COUNT-8:       math.fma
 // CHECK:               arith.cmpi ult, %{{.*}}, %c90
 // CHECK:               arith.cmpi sle, %{{.*}}, %[[ROWHZ]]
@@ -93,7 +97,7 @@
 // DEFAULT-LABEL: func.func @gqa(
 // DEFAULT:         gpu.launch_func {{.*}} threads in (%c64, %c1, %c1)
 // DEFAULT:       gpu.func @attention_0
-// DEFAULT-SAME:    memref<32x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<32x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<64x33xf32, #gpu.address_space<workgroup>>
+// DEFAULT-SAME:    memref<32x8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<32x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<64x33xf32, #gpu.address_space<workgroup>>
 
 func.func @gqa(%q: tensor<2x4x100x8xf16>, %k: tensor<2x2x90x8xf16>, %v: tensor<2x2x90x4xf16>) -> (tensor<2x4x100x4xf16>, tensor<2x4x100xf32>) {
   %o, %l = ropeattn.attention %q, %k, %v causal scale(0.5) : (tensor<2x4x100x8xf16>, tensor<2x2x90x8xf16>, tensor<2x2x90x4xf16>) -> (tensor<2x4x100x4xf16>, tensor<2x4x100xf32>)
@@ -213,7 +217,7 @@ func.func @plain(%x: tensor<4xf32>) -> tensor<4xf32> {
 
 // dq: P from the logsumexp (no running max), dS = P (dP − Δ), dq += dS k.
 // CHECK:       gpu.func @attention_grad_q_4(
-// CHECK-SAME:    workgroup(%{{.*}} : memref<16x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x4xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME:    workgroup(%{{.*}} : memref<16x8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<16x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64})
 // CHECK:         %[[HASKEYS:.*]] = arith.cmpf one, %[[L:.*]], %cst
 // CHECK:         scf.for
 // CHECK:           gpu.barrier
@@ -235,7 +239,7 @@ func.func @plain(%x: tensor<4xf32>) -> tensor<4xf32> {
 // dk/dv: value rows of the block padded to Dv + 1, query tiles with their
 // lse and Δ; a loop over the G query heads, then over query tiles.
 // CHECK:       gpu.func @attention_grad_kv_6(
-// CHECK-SAME:    workgroup(%{{.*}} : memref<32x5xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x8xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x4xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16xf32, #gpu.address_space<workgroup>>)
+// CHECK-SAME:    workgroup(%{{.*}} : memref<32x5xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16x8xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<16x4xf32, #gpu.address_space<workgroup>> {llvm.align = 16 : i64}, %{{.*}} : memref<16xf32, #gpu.address_space<workgroup>>, %{{.*}} : memref<16xf32, #gpu.address_space<workgroup>>)
 // CHECK:         scf.for %{{.*}} = %c0 to %c2 step %c1
 // CHECK:           scf.for
 // CHECK:             gpu.barrier
