@@ -231,6 +231,13 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
     if (bias)
       return op.emitError("convert-ropeattn-to-gpu: relative-position bias "
                           "is not supported on CUDA yet");
+    // Results other than the output and the logsumexp (e.g. an error
+    // certificate) have no CUDA lowering.
+    if (auto attn = dyn_cast<AttentionOp>(op))
+      if (op.getNumResults() != 1u + (attn.getLogsumexp() ? 1u : 0u))
+        return op.emitError("convert-ropeattn-to-gpu: only the output and "
+                            "logsumexp results of ropeattn.attention are "
+                            "supported on CUDA");
     auto qt = cast<RankedTensorType>(op.getOperand(0).getType());
     Type e = qt.getElementType();
     if (!e.isF16() && !e.isBF16() && !e.isF32())
