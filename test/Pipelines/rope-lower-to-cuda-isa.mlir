@@ -1,5 +1,7 @@
-// The device code as PTX (LLVM's NVPTX backend only, no ptxas needed): the
-// chip, PTX version, workgroup (shared) tiles, barriers and the math.
+// The device code as PTX (LLVM's NVPTX backend, no ptxas needed; libdevice
+// comes from the CUDA toolkit): the chip, PTX version, workgroup (shared)
+// tiles, barriers and the math.
+// REQUIRES: cuda-runtime
 // RUN: rope-opt %s --rope-lower-to-cuda="format=isa chip=sm_80 block-q=32 block-k=16" | %python %S/Inputs/extract_ptx.py | FileCheck %s
 
 // CHECK:     .version 8.0
