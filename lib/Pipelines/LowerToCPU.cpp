@@ -81,4 +81,9 @@ void ropeattn::registerRopeAttnPipelines() {
       "rope-lower-to-cpu",
       "Lowers ropeattn/linalg on tensors to the LLVM dialect for the host CPU",
       buildLowerToCPUPipeline);
+  PassPipelineRegistration<LowerToCUDAOptions>(
+      "rope-lower-to-cuda",
+      "Lowers ropeattn attention functions to LLVM-dialect host code that "
+      "launches CUDA kernels (embedded cubin); calls the mgpu* runtime",
+      buildLowerToCUDAPipeline);
 }

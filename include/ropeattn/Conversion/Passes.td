@@ -72,4 +72,109 @@ def ConvertRopeAttnToLinalg : Pass<"convert-ropeattn-to-linalg"> {
   ];
 }
 
+def ConvertRopeAttnToGPU : Pass<"convert-ropeattn-to-gpu", "::mlir::ModuleOp"> {
+  let summary = "lowers functions of ropeattn.attention ops to gpu kernels and launches";
+  let description = [{
+    The CUDA path (docs/Design.md, "Decisions of the CUDA issue"). Every
+    public function whose body is made of `ropeattn.attention` ops (static
+    shapes, f16/bf16/f32, no bias; causal, GQA, fused RoPE and logsumexp are
+    supported) is rewritten into host code on device buffers:
+
+    * the signature becomes `(inputs..., outputs...) -> ()` on memrefs that
+      hold device pointers, results written into the caller's out-parameters;
+    * the body is one asynchronous chain: `gpu.wait async`, temporaries with
+      `gpu.alloc`, `gpu.launch_func` of kernels in a `gpu.module
+      @ropeattn_kernels`, `gpu.dealloc`, and a final `gpu.wait`;
+    * a fused RoPE becomes a rotary kernel writing q̃, k̃ in acc(E) (angles in
+      f64, docs/Spec.md §3), so the rotated operands are never rounded to E;
+    * the attention kernel runs one thread block per (query tile of `block-q`
+      rows, batch·head) and one thread per query row. Per key tile of `block-k`
+      rows, the block stages K and V (converted to acc(E)) in workgroup memory,
+      each thread computes its logits into a workgroup array and their maximum,
+      rescales its accumulator once and accumulates `exp(ℓ − m)·v` (online
+      softmax; running max, sum and the Dv accumulators live in registers as
+      loop-carried values). Causal blocks stop at the last key their last row
+      sees. Results are rounded to E once.
+
+    Before:
+
+    ```mlir
+    func.func @fwd(%q: tensor<2x128x64xf16>, %k: tensor<2x128x64xf16>,
+                   %v: tensor<2x128x64xf16>) -> tensor<2x128x64xf16> {
+      %o = ropeattn.attention %q, %k, %v causal : (...) -> tensor<2x128x64xf16>
+      return %o : tensor<2x128x64xf16>
+    }
+    ```
+
+    After (sketch):
+
+    ```mlir
+    func.func @fwd(%q: memref<2x128x64xf16>, ..., %o: memref<2x128x64xf16>) {
+      %t0 = gpu.wait async
+      %t1 = gpu.launch_func async [%t0] @ropeattn_kernels::@attention_0
+              blocks in (%c2, %c2, %c1) threads in (%c64, %c1, %c1)
+              args(%q : ..., %k : ..., %v : ..., %o : ...)
+      gpu.wait [%t1]
+      return
+    }
+    ```
+
+    Anything else in such a function (other ops, dynamic shapes, a bias,
+    f64) is an error that names it.
+  }];
+  let options = [
+    Option<"blockQ", "block-q", "int64_t", /*default=*/"64",
+           "query rows per thread block (= threads per block)">,
+    Option<"blockK", "block-k", "int64_t", /*default=*/"32",
+           "key rows per tile staged in shared memory">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::gpu::GPUDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::vector::VectorDialect",
+  ];
+}
+
+def RopeAttnEmulateGPUOnHost : Pass<"ropeattn-emulate-gpu-on-host", "::mlir::ModuleOp"> {
+  let summary = "test utility: runs convert-ropeattn-to-gpu's launches on the host";
+  let description = [{
+    Rewrites the asynchronous gpu host code that `convert-ropeattn-to-gpu`
+    emits into plain host code so that the generated kernels can be checked
+    against the fp64 reference without a GPU: `gpu.alloc`/`gpu.dealloc` become
+    `memref.alloc`/`memref.dealloc`, `gpu.memcpy` a `memref.copy`, `gpu.wait`
+    disappears, and each `gpu.launch_func` becomes loops over the grid (and the
+    block's threads) with the kernel body inlined: `gpu.block_id` and
+    `gpu.thread_id` become loop indices, workgroup memory a host buffer,
+    `gpu.barrier` nothing. This is exact only when a kernel with barriers or
+    workgroup memory runs one thread per block (`block-q=1`); such launches
+    with more threads are an error. The cubin path is not involved: this checks
+    the kernels' arithmetic, indexing and masking, not the NVVM lowering.
+
+    Before:
+
+    ```mlir
+    %t1 = gpu.launch_func async [%t0] @ropeattn_kernels::@attention_0
+            blocks in (%c4, %c2, %c1) threads in (%c1, %c1, %c1) args(...)
+    ```
+
+    After:
+
+    ```mlir
+    scf.for %x = %c0 to %c4 step %c1 {
+      scf.for %y = %c0 to %c2 step %c1 {
+        scf.for %t = %c0 to %c1 step %c1 { ... kernel body ... }
+      }
+    }
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
 #endif // ROPEATTN_CONVERSION_PASSES_TD
