@@ -31,6 +31,10 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   poly.chunk = options.polyChunk;
   pm.addNestedPass<func::FuncOp>(
       ropeattn::createRopeAttnExpandPolynomial(poly));
+  pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnExpandToeplitz());
+  ropeattn::RopeAttnLowerFftOptions fft;
+  fft.backend = options.fft;
+  pm.addPass(ropeattn::createRopeAttnLowerFft(fft));
   ropeattn::ConvertRopeAttnToLinalgOptions lowering;
   lowering.blockQ = options.blockQ;
   lowering.blockK = options.blockK;

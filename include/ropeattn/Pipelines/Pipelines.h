@@ -46,6 +46,12 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<int64_t> polyChunk{
       *this, "poly-chunk", llvm::cl::desc("Polynomial method: rows per chunk"),
       llvm::cl::init(256)};
+  PassOptions::Option<std::string> fft{
+      *this, "fft",
+      llvm::cl::desc("FFTs (ropeattn.fft, Toeplitz products): codegen "
+                     "(radix-2 Stockham, power-of-two lengths) or library "
+                     "(FFTW through the ropeattn runtime)"),
+      llvm::cl::init("codegen")};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),

@@ -106,4 +106,44 @@ def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
   ];
 }
 
+def RopeAttnExpandToeplitz : Pass<"ropeattn-expand-toeplitz"> {
+  let summary = "Toeplitz products by circulant embedding and FFTs";
+  let description = [{
+    Rewrites `ropeattn.toeplitz_matmul` (docs/Spec.md) into `ropeattn.fft`
+    ops and linalg on tensors. With `A` the `R × K` operator (T, or Tᵀ with
+    `transposed`; causal mask applied) and its symbol `a_δ`, `δ = r − k`:
+
+    1. the circulant `c` of length `L = 2^⌈log2(R + K − 1)⌉`:
+       `c[u] = a_u` (u < R), `c[L − u] = a_{−u}` (0 < u < K), 0 elsewhere,
+       and `ĉ = FFT(c)` — once when the symbol is shared by the batch;
+    2. the columns of `x`, zero-padded to `L`, two real columns packed into
+       one complex column (`x_{2p} + i·x_{2p+1}`: `A` is real, so the real
+       and imaginary parts of the product are the two products);
+    3. `y = IFFT(ĉ ∘ FFT(z))`, rows `0 .. R − 1`, unpacked.
+
+    Cost: `⌈C/2⌉` complex FFT pairs of length `L` per batch entry, plus one
+    for the symbol, instead of `R·K·C` multiply-adds.
+
+    ```mlir
+    %y = ropeattn.toeplitz_matmul %t, %x : (tensor<15xf32>, tensor<8x6xf32>) -> tensor<8x6xf32>
+    // becomes
+    %c = linalg.generic ... // circulant, tensor<16x2xf32>
+    %cf = ropeattn.fft %c : tensor<16x2xf32>
+    %z = linalg.generic ... // packed columns, tensor<3x16x2xf32>
+    %zf = ropeattn.fft %z : tensor<3x16x2xf32>
+    %p = linalg.generic ... // complex products
+    %w = ropeattn.fft %p inverse : tensor<3x16x2xf32>
+    %y = linalg.generic ... // unpack, tensor<8x6xf32>
+    ```
+
+    Static shapes only (the pass reports others).
+  }];
+  let dependentDialects = [
+    "::mlir::ropeattn::RopeAttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_TRANSFORMS_PASSES_TD
