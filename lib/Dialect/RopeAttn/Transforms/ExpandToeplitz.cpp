@@ -78,13 +78,13 @@ LogicalResult expand(ToeplitzMatmulOp op, RewriterBase &rewriter) {
   bool shared = symType.getRank() == 1, transposed = op.getTransposed(),
        causal = op.getCausal();
 
-  Value zeroF =
-      arith::ConstantOp::create(rewriter, loc, t, rewriter.getFloatAttr(t, 0));
   if (resType.getNumElements() == 0) {
     rewriter.replaceOpWithNewOp<tensor::EmptyOp>(op, resType.getShape(), t);
     return success();
   }
   if (k == 0) { // an empty sum
+    Value zeroF = arith::ConstantOp::create(rewriter, loc, t,
+                                            rewriter.getFloatAttr(t, 0));
     Value empty = tensor::EmptyOp::create(rewriter, loc, resType.getShape(), t);
     rewriter.replaceOpWithNewOp<linalg::FillOp>(op, zeroF, empty);
     return success();
