@@ -31,6 +31,11 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   poly.chunk = options.polyChunk;
   pm.addNestedPass<func::FuncOp>(
       ropeattn::createRopeAttnExpandPolynomial(poly));
+  ropeattn::RopeAttnExpandToeplitzAttentionOptions toeplitz;
+  toeplitz.familyName = options.family;
+  toeplitz.epsilon = options.epsilon;
+  pm.addNestedPass<func::FuncOp>(
+      ropeattn::createRopeAttnExpandToeplitzAttention(toeplitz));
   pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnExpandToeplitz());
   ropeattn::RopeAttnLowerFftOptions fft;
   fft.backend = options.fft;

@@ -146,4 +146,60 @@ def RopeAttnExpandToeplitz : Pass<"ropeattn-expand-toeplitz"> {
   ];
 }
 
+def RopeAttnExpandToeplitzAttention : Pass<"ropeattn-expand-toeplitz-attention"> {
+  let summary = "relative-bias attention by polynomial features and FFT Toeplitz products";
+  let description = [{
+    Rewrites `ropeattn.attention ... bias(%b) method toeplitz` (forward, f32/f64,
+    static shapes, RoPE already pre-rotated) into the features + Toeplitz form
+    of Alman & Song (docs/Spec.md §11, "method toeplitz"):
+
+    `e^{ℓ_ij + b_{i−j}} ≈ p(ℓ_ij)·e^{b_{i−j}} = Σ_α φ_Q(q_i)_α φ_K(k_j)_α E_{i−j}`
+
+    `Nm = Σ_α diag(Φ_Q[:, α]) · Toeplitz(E) · diag(Φ_K[:, α]) · [V | 1]`
+
+    with `E = e^{b − max b}` (the maximum over the visible offsets, per query
+    head; the shift cancels in O and is added back to lse) and the causal
+    mask folded into the Toeplitz product. All `R·(Dv + 1)` products of a
+    head go through one `ropeattn.toeplitz_matmul` with that many columns
+    (one symbol FFT per head).
+
+    Certificate (run time, as the polynomial method): `β̂ = |s|·max‖q‖·max‖k‖`
+    selects the cheapest compiled degree g whose proven weight error
+    δ_g ≤ `epsilon` covers β̂; an `scf.index_switch` runs it, or the exact
+    lowering when no degree covers β̂ or when a visible bias entry is not
+    finite (−∞ biases make rows empty, which an FFT product cannot resolve).
+    Candidates are limited by `max-degree`, `max-rank` and `max-fft-mib`
+    (the FFT buffers); ops that admit none keep `method exact` with a remark.
+
+    ```mlir
+    %o = ropeattn.attention %q, %k, %v bias(%b) causal method toeplitz : ...
+    // becomes
+    %sel = ... β̂, finiteness of b ...
+    %o = scf.index_switch %sel -> tensor<...>
+    case 0 { ... ropeattn.poly_features ... ropeattn.toeplitz_matmul ... }
+    default { %e = ropeattn.attention %q, %k, %v bias(%b) causal method exact ... }
+    ```
+  }];
+  let options = [
+    Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
+           "polynomial family: taylor, chebyshev or minimax">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-3",
+           "bound on the relative error δ of every attention weight">,
+    Option<"maxDegree", "max-degree", "int64_t", /*default=*/"4",
+           "largest polynomial degree considered">,
+    Option<"maxRank", "max-rank", "int64_t", /*default=*/"1024",
+           "largest feature rank C(D + g, g) allowed">,
+    Option<"maxFftMib", "max-fft-mib", "int64_t", /*default=*/"1024",
+           "memory budget of one FFT buffer of the Toeplitz products, MiB">,
+  ];
+  let dependentDialects = [
+    "::mlir::ropeattn::RopeAttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_TRANSFORMS_PASSES_TD
