@@ -150,7 +150,8 @@ Value buildStockham(OpBuilder &b, Location loc, Value x, int64_t batch,
 
   // Split planes.
   auto planeType = RankedTensorType::get({batch, len}, t);
-  Value emptyPlane = tensor::EmptyOp::create(b, loc, planeType.getShape(), t);
+  Value emptyRe = tensor::EmptyOp::create(b, loc, planeType.getShape(), t);
+  Value emptyIm = tensor::EmptyOp::create(b, loc, planeType.getShape(), t);
   SmallVector<AffineMap> splitMaps = {
       AffineMap::get(2, 0, {d(0), d(1), c(0)}, ctx),
       AffineMap::get(2, 0, {d(0), d(1), c(1)}, ctx),
@@ -158,11 +159,15 @@ Value buildStockham(OpBuilder &b, Location loc, Value x, int64_t batch,
       AffineMap::getMultiDimIdentityMap(2, ctx)};
   auto split = linalg::GenericOp::create(
       b, loc, TypeRange{planeType, planeType}, ValueRange{x, x},
-      ValueRange{emptyPlane, emptyPlane}, splitMaps, par(2),
+      ValueRange{emptyRe, emptyIm}, splitMaps, par(2),
       [](OpBuilder &nb, Location l, ValueRange a) {
         linalg::YieldOp::create(nb, l, ValueRange{a[0], a[1]});
       });
   Value re = split.getResult(0), im = split.getResult(1);
+  // Ping-pong: stage t writes into the planes stage t − 1 read (dead by
+  // then), so bufferization reuses two pairs of planes instead of
+  // allocating a pair per stage.
+  Value spareRe, spareIm;
 
   int64_t stages = llvm::Log2_64(len);
   for (int64_t stage = 0; stage < stages; ++stage) {
@@ -179,7 +184,16 @@ Value buildStockham(OpBuilder &b, Location loc, Value x, int64_t batch,
           ArrayRef<int64_t>{m}, ArrayRef<int64_t>{s});
     };
     Value twr = slice(tableRe), twi = slice(tableIm);
-    Value empty = tensor::EmptyOp::create(b, loc, outType.getShape(), t);
+    Value outRe, outIm;
+    if (spareRe) {
+      outRe = tensor::ExpandShapeOp::create(b, loc, outType, spareRe, assoc);
+      outIm = tensor::ExpandShapeOp::create(b, loc, outType, spareIm, assoc);
+    } else {
+      outRe = tensor::EmptyOp::create(b, loc, outType.getShape(), t);
+      outIm = tensor::EmptyOp::create(b, loc, outType.getShape(), t);
+    }
+    spareRe = re;
+    spareIm = im;
     // Iteration (b, p, j, q) over the output [B, m, 2, s].
     AffineMap lo = AffineMap::get(4, 0, {d(0), c(0), d(1), d(3)}, ctx);
     AffineMap hi = AffineMap::get(4, 0, {d(0), c(1), d(1), d(3)}, ctx);
@@ -208,7 +222,7 @@ Value buildStockham(OpBuilder &b, Location loc, Value x, int64_t batch,
     };
     auto step = linalg::GenericOp::create(
         b, loc, TypeRange{outType, outType},
-        ValueRange{xr, xr, xi, xi, twr, twi}, ValueRange{empty, empty},
+        ValueRange{xr, xr, xi, xi, twr, twi}, ValueRange{outRe, outIm},
         ArrayRef<AffineMap>{lo, hi, lo, hi, tw, tw, id, id}, par(4), body);
     re = tensor::CollapseShapeOp::create(b, loc, planeType, step.getResult(0),
                                          assoc);
@@ -238,6 +252,32 @@ Value buildStockham(OpBuilder &b, Location loc, Value x, int64_t batch,
         linalg::YieldOp::create(nb, l, v);
       });
   return merged.getResult(0);
+}
+
+/// The codegen FFT of one shape [B, L, 2] and direction as a private function
+/// `@__ropeattn_fft_BxL_T_{fwd,inv}` (created once per module, called by every
+/// op of that shape): the stages are compiled once, and LLVM optimizes small
+/// functions rather than one huge one.
+func::FuncOp getCodegenFunction(ModuleOp module, RankedTensorType type,
+                                bool inverse) {
+  std::string name;
+  llvm::raw_string_ostream os(name);
+  os << "__ropeattn_fft_" << type.getDimSize(0) << "x" << type.getDimSize(1)
+     << "_" << type.getElementType() << (inverse ? "_inv" : "_fwd");
+  if (auto f = module.lookupSymbol<func::FuncOp>(name))
+    return f;
+  OpBuilder b(module.getContext());
+  b.setInsertionPointToEnd(module.getBody());
+  Location loc = module.getLoc();
+  auto f =
+      func::FuncOp::create(b, loc, name, b.getFunctionType({type}, {type}));
+  f.setPrivate();
+  Block *body = f.addEntryBlock();
+  b.setInsertionPointToStart(body);
+  Value y = buildStockham(b, loc, body->getArgument(0), type.getDimSize(0),
+                          type.getDimSize(1), inverse);
+  func::ReturnOp::create(b, loc, y);
+  return f;
 }
 
 /// Declares `@name(memref<?x?x?xT, strided<[?, ?, ?], offset: ?>> ×2, i32)`
@@ -310,10 +350,14 @@ LogicalResult lowerFft(FftOp op, Backend backend, ModuleOp module) {
     result = op.getInput();
   } else {
     Value x = toBatch3(b, loc, op.getInput());
-    Value y =
-        backend == Backend::Codegen
-            ? buildStockham(b, loc, x, batch, len, op.getInverse())
-            : buildLibraryCall(b, loc, module, x, batch, len, op.getInverse());
+    Value y;
+    if (backend == Backend::Codegen) {
+      auto x3 = cast<RankedTensorType>(x.getType());
+      func::FuncOp f = getCodegenFunction(module, x3, op.getInverse());
+      y = func::CallOp::create(b, loc, f, ValueRange{x}).getResult(0);
+    } else {
+      y = buildLibraryCall(b, loc, module, x, batch, len, op.getInverse());
+    }
     result = fromBatch3(b, loc, y, type);
   }
   op.getResult().replaceAllUsesWith(result);

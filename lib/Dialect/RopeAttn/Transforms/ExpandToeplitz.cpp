@@ -198,14 +198,21 @@ LogicalResult expand(ToeplitzMatmulOp op, RewriterBase &rewriter) {
                           /*inverse=*/true);
 
   // 4. Unpack rows 0 .. R − 1: y[.., i, col] = w[.., col / 2, i, col % 2].
+  //    The loops run (col, i), i innermost, so that w is read along its rows
+  //    (a column pair of w is contiguous; the other order would jump by 2L
+  //    elements on every read).
   Value yInit = tensor::EmptyOp::create(rewriter, loc, resType.getShape(), t);
+  SmallVector<unsigned> perm;
+  for (int64_t j = 0; j < batchRank; ++j)
+    perm.push_back(j);
+  perm.append({unsigned(batchRank + 1), unsigned(batchRank)});
   auto unpacked = linalg::GenericOp::create(
       rewriter, loc, TypeRange{resType}, ValueRange{}, ValueRange{yInit},
-      ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(rank, ctx)},
+      ArrayRef<AffineMap>{AffineMap::getPermutationMap(perm, ctx)},
       parallel(rank), [&](OpBuilder &b, Location l, ValueRange) {
         IndexMath im{b, l};
-        Value i = linalg::IndexOp::create(b, l, batchRank);
-        Value col = linalg::IndexOp::create(b, l, batchRank + 1);
+        Value col = linalg::IndexOp::create(b, l, batchRank);
+        Value i = linalg::IndexOp::create(b, l, batchRank + 1);
         Value two = im.c(2);
         SmallVector<Value> at;
         for (int64_t j = 0; j < batchRank; ++j)
