@@ -51,7 +51,7 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       llvm::cl::desc("FFTs (ropeattn.fft, Toeplitz products): codegen "
                      "(radix-2 Stockham, power-of-two lengths) or library "
                      "(FFTW through the ropeattn runtime)"),
-      llvm::cl::init("codegen")};
+      llvm::cl::init("library")};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),
