@@ -291,6 +291,10 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
       return decline(op, rewriter,
                      "fused RoPE is still present (run ropeattn-prerotate "
                      "first; f16/bf16 keep it fused)");
+    // The rewrite yields the output and (optionally) the logsumexp; results
+    // beyond those are not produced by this method yet.
+    if (op->getNumResults() != 1 + (op.getLogsumexp() ? 1u : 0u))
+      return decline(op, rewriter, "results other than output and logsumexp");
     Type t = qType.getElementType();
     if (!t.isF32() && !t.isF64())
       return decline(op, rewriter, "only f32 and f64 are supported yet");
@@ -358,7 +362,6 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
     Value q = bb.collapseLeading(op.getQuery(), 2);
     Value k = bb.collapseLeading(op.getKey(), 2);
     Value v = bb.collapseLeading(op.getValue(), 2);
-    int64_t len = sh.n + sh.m - 1;
 
     // b̄_h: the largest visible bias of each query head, and whether every
     // visible bias entry is finite (max of 1 - isfinite over them).
@@ -401,7 +404,6 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
               ValueRange{arith::MaximumFOp::create(nb, l, m, a[0]),
                          arith::MaximumFOp::create(nb, l, bad, a[1])});
         });
-    (void)len;
     Value bmax = stats.getResult(0);
     Value anyBad = tensor::ExtractOp::create(rewriter, loc, stats.getResult(1),
                                              ValueRange{});
