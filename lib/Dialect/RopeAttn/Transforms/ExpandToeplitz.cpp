@@ -18,10 +18,13 @@
 
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/IR/PatternMatch.h"
 
 #include "llvm/Support/MathExtras.h"
+
+#include <algorithm>
 
 namespace mlir {
 namespace ropeattn {
@@ -129,101 +132,171 @@ LogicalResult expand(ToeplitzMatmulOp op, RewriterBase &rewriter) {
   Value cHat = FftOp::create(rewriter, loc, cType, circulant.getResult(0),
                              /*inverse=*/false);
 
-  // 2. Packed, zero-padded columns z : [B.., P, L, 2],
-  //    z[.., p, u] = x[.., u, 2p] + i·x[.., u, 2p + 1].
-  SmallVector<int64_t> zShape(batch);
-  zShape.append({pairs, len, 2});
-  auto zType = RankedTensorType::get(zShape, t);
-  Value zInit = tensor::EmptyOp::create(rewriter, loc, zShape, t);
-  Value x = op.getInput();
-  auto packed = linalg::GenericOp::create(
-      rewriter, loc, TypeRange{zType}, ValueRange{}, ValueRange{zInit},
-      ArrayRef<AffineMap>{
-          AffineMap::getMultiDimIdentityMap(batchRank + 3, ctx)},
-      parallel(batchRank + 3), [&](OpBuilder &b, Location l, ValueRange) {
-        IndexMath im{b, l};
-        Value p = linalg::IndexOp::create(b, l, batchRank);
-        Value u = linalg::IndexOp::create(b, l, batchRank + 1);
-        Value comp = linalg::IndexOp::create(b, l, batchRank + 2);
-        Value col = im.add(im.add(p, p), comp);
-        Value valid = im.andI(im.lt(u, im.c(k)), im.lt(col, im.c(cols)));
-        SmallVector<Value> at;
-        for (int64_t i = 0; i < batchRank; ++i)
-          at.push_back(linalg::IndexOp::create(b, l, i));
-        at.push_back(im.select(valid, u, im.c(0)));
-        at.push_back(im.select(valid, col, im.c(0)));
-        Value v = tensor::ExtractOp::create(b, l, x, at);
-        Value zero = arith::ConstantOp::create(b, l, t, b.getFloatAttr(t, 0.0));
-        linalg::YieldOp::create(b, l, im.select(valid, v, zero));
-      });
-  Value zHat = FftOp::create(rewriter, loc, zType, packed.getResult(0),
-                             /*inverse=*/false);
-
-  // 3. Pointwise complex products FFT(c) ∘ FFT(z), then the inverse FFT.
-  unsigned loops = batchRank + 3;
-  auto zMap = [&](int64_t part) {
-    SmallVector<AffineExpr> e;
-    for (unsigned i = 0; i < loops - 1; ++i)
-      e.push_back(d(i));
-    e.push_back(cst(part));
-    return AffineMap::get(loops, 0, e, ctx);
+  // Batch dims collapsed to one: x [Bf, K, C], ĉ [Bf, L, 2] (or [L, 2]
+  // shared), y [Bf, R, C].
+  auto toLead3 = [&](Value v) -> Value {
+    auto ty = cast<RankedTensorType>(v.getType());
+    int64_t rk = ty.getRank();
+    if (rk == 3)
+      return v;
+    int64_t lead = 1;
+    for (int64_t i = 0; i + 2 < rk; ++i)
+      lead *= ty.getDimSize(i);
+    auto target = RankedTensorType::get(
+        {lead, ty.getDimSize(rk - 2), ty.getDimSize(rk - 1)}, t);
+    if (rk == 2)
+      return tensor::ExpandShapeOp::create(
+          rewriter, loc, target, v,
+          ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    ReassociationIndices first;
+    for (int64_t i = 0; i + 2 < rk; ++i)
+      first.push_back(i);
+    return tensor::CollapseShapeOp::create(
+        rewriter, loc, target, v,
+        ArrayRef<ReassociationIndices>{first, {rk - 2}, {rk - 1}});
   };
-  auto cMap = [&](int64_t part) {
-    SmallVector<AffineExpr> e;
-    for (int64_t i = 0; i < symBatch; ++i)
-      e.push_back(d(i));
-    e.push_back(d(batchRank + 1));
-    e.push_back(cst(part));
-    return AffineMap::get(loops, 0, e, ctx);
-  };
-  Value pInit = tensor::EmptyOp::create(rewriter, loc, zShape, t);
-  auto product = linalg::GenericOp::create(
-      rewriter, loc, TypeRange{zType}, ValueRange{zHat, zHat, cHat, cHat},
-      ValueRange{pInit},
-      ArrayRef<AffineMap>{zMap(0), zMap(1), cMap(0), cMap(1),
-                          AffineMap::getMultiDimIdentityMap(loops, ctx)},
-      parallel(loops), [&](OpBuilder &b, Location l, ValueRange a) {
-        IndexMath im{b, l};
-        Value comp = linalg::IndexOp::create(b, l, loops - 1);
-        Value re =
-            arith::SubFOp::create(b, l, arith::MulFOp::create(b, l, a[0], a[2]),
-                                  arith::MulFOp::create(b, l, a[1], a[3]));
-        Value imag =
-            arith::AddFOp::create(b, l, arith::MulFOp::create(b, l, a[0], a[3]),
-                                  arith::MulFOp::create(b, l, a[1], a[2]));
-        linalg::YieldOp::create(b, l,
-                                im.select(im.eq(comp, im.c(0)), re, imag));
-      });
-  Value w = FftOp::create(rewriter, loc, zType, product.getResult(0),
-                          /*inverse=*/true);
+  Value x = toLead3(op.getInput());
+  Value cHat3 = shared ? cHat : toLead3(cHat);
+  int64_t flat = cast<RankedTensorType>(x.getType()).getDimSize(0);
+  auto flatResType = RankedTensorType::get({flat, r, cols}, t);
 
-  // 4. Unpack rows 0 .. R − 1: y[.., i, col] = w[.., col / 2, i, col % 2].
-  //    The loops run (col, i), i innermost, so that w is read along its rows
-  //    (a column pair of w is contiguous; the other order would jump by 2L
-  //    elements on every read).
-  Value yInit = tensor::EmptyOp::create(rewriter, loc, resType.getShape(), t);
-  SmallVector<unsigned> perm;
-  for (int64_t j = 0; j < batchRank; ++j)
-    perm.push_back(j);
-  perm.append({unsigned(batchRank + 1), unsigned(batchRank)});
-  auto unpacked = linalg::GenericOp::create(
-      rewriter, loc, TypeRange{resType}, ValueRange{}, ValueRange{yInit},
-      ArrayRef<AffineMap>{AffineMap::getPermutationMap(perm, ctx)},
-      parallel(rank), [&](OpBuilder &b, Location l, ValueRange) {
-        IndexMath im{b, l};
-        Value col = linalg::IndexOp::create(b, l, batchRank);
-        Value i = linalg::IndexOp::create(b, l, batchRank + 1);
-        Value two = im.c(2);
-        SmallVector<Value> at;
-        for (int64_t j = 0; j < batchRank; ++j)
-          at.push_back(linalg::IndexOp::create(b, l, j));
-        at.push_back(arith::DivUIOp::create(b, l, col, two));
-        at.push_back(i);
-        at.push_back(arith::RemUIOp::create(b, l, col, two));
-        linalg::YieldOp::create(
-            b, l, tensor::ExtractOp::create(b, l, w, at).getResult());
-      });
-  rewriter.replaceOp(op, unpacked.getResult(0));
+  // Column pairs in blocks of `pb` (a block's [pb, L, 2] buffer about
+  // 512 KiB, so that its FFTs stay in cache), one loop iteration per
+  // (batch entry, block): a working set independent of C.
+  int64_t bytes = t.getIntOrFloatBitWidth() / 8;
+  int64_t pb =
+      std::clamp<int64_t>((int64_t(1) << 19) / (len * 2 * bytes), 1, pairs);
+  int64_t blocks = (pairs + pb - 1) / pb;
+  auto ia = [&](int64_t v) -> OpFoldResult { return rewriter.getIndexAttr(v); };
+  Value yInit =
+      tensor::EmptyOp::create(rewriter, loc, flatResType.getShape(), t);
+  // An scf.for (not scf.forall: the CPU pipeline's OpenMP conversion cannot
+  // keep function calls, which the FFTs become, inside a parallel body).
+  Value lb = arith::ConstantIndexOp::create(rewriter, loc, 0);
+  Value ub = arith::ConstantIndexOp::create(rewriter, loc, flat * blocks);
+  Value one = arith::ConstantIndexOp::create(rewriter, loc, 1);
+  auto loop = scf::ForOp::create(rewriter, loc, lb, ub, one, ValueRange{yInit});
+  {
+    OpBuilder::InsertionGuard guard(rewriter);
+    rewriter.setInsertionPointToStart(loop.getBody());
+    Value iv = loop.getInductionVar();
+    Value zb = arith::DivUIOp::create(
+        rewriter, loc, iv,
+        arith::ConstantIndexOp::create(rewriter, loc, blocks));
+    Value blk = arith::RemUIOp::create(
+        rewriter, loc, iv,
+        arith::ConstantIndexOp::create(rewriter, loc, blocks));
+    IndexMath om{rewriter, loc};
+    Value p0 = arith::MulIOp::create(rewriter, loc, blk, om.c(pb));
+
+    // 2. Packed, zero-padded columns z : [pb, L, 2],
+    //    z[p, u] = x[zb, u, 2(p0 + p)] + i·x[zb, u, 2(p0 + p) + 1].
+    auto zType = RankedTensorType::get({pb, len, 2}, t);
+    Value zInit = tensor::EmptyOp::create(rewriter, loc, zType.getShape(), t);
+    auto packed = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{zType}, ValueRange{}, ValueRange{zInit},
+        ArrayRef<AffineMap>{AffineMap::getMultiDimIdentityMap(3, ctx)},
+        parallel(3), [&](OpBuilder &b, Location l, ValueRange) {
+          IndexMath im{b, l};
+          Value p = im.add(linalg::IndexOp::create(b, l, 0), p0);
+          Value u = linalg::IndexOp::create(b, l, 1);
+          Value comp = linalg::IndexOp::create(b, l, 2);
+          Value col = im.add(im.add(p, p), comp);
+          Value valid = im.andI(im.lt(u, im.c(k)), im.lt(col, im.c(cols)));
+          Value v = tensor::ExtractOp::create(
+              b, l, x,
+              ValueRange{zb, im.select(valid, u, im.c(0)),
+                         im.select(valid, col, im.c(0))});
+          Value zero =
+              arith::ConstantOp::create(b, l, t, b.getFloatAttr(t, 0.0));
+          linalg::YieldOp::create(b, l, im.select(valid, v, zero));
+        });
+    Value zHat = FftOp::create(rewriter, loc, zType, packed.getResult(0),
+                               /*inverse=*/false);
+
+    // 3. Pointwise complex products FFT(c) ∘ FFT(z), then the inverse FFT.
+    Value cBlock = cHat3;
+    if (!shared)
+      cBlock = tensor::ExtractSliceOp::create(
+          rewriter, loc, RankedTensorType::get({len, 2}, t), cHat3,
+          ArrayRef<OpFoldResult>{zb, ia(0), ia(0)},
+          ArrayRef<OpFoldResult>{ia(1), ia(len), ia(2)},
+          ArrayRef<OpFoldResult>{ia(1), ia(1), ia(1)});
+    auto zMap = [&](int64_t part) {
+      return AffineMap::get(3, 0, {d(0), d(1), cst(part)}, ctx);
+    };
+    auto cMap = [&](int64_t part) {
+      return AffineMap::get(3, 0, {d(1), cst(part)}, ctx);
+    };
+    Value pInit = tensor::EmptyOp::create(rewriter, loc, zType.getShape(), t);
+    auto product = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{zType}, ValueRange{zHat, zHat, cBlock, cBlock},
+        ValueRange{pInit},
+        ArrayRef<AffineMap>{zMap(0), zMap(1), cMap(0), cMap(1),
+                            AffineMap::getMultiDimIdentityMap(3, ctx)},
+        parallel(3), [&](OpBuilder &b, Location l, ValueRange a) {
+          IndexMath im{b, l};
+          Value comp = linalg::IndexOp::create(b, l, 2);
+          Value re = arith::SubFOp::create(
+              b, l, arith::MulFOp::create(b, l, a[0], a[2]),
+              arith::MulFOp::create(b, l, a[1], a[3]));
+          Value imag = arith::AddFOp::create(
+              b, l, arith::MulFOp::create(b, l, a[0], a[3]),
+              arith::MulFOp::create(b, l, a[1], a[2]));
+          linalg::YieldOp::create(b, l,
+                                  im.select(im.eq(comp, im.c(0)), re, imag));
+        });
+    Value w = FftOp::create(rewriter, loc, zType, product.getResult(0),
+                            /*inverse=*/true);
+
+    // 4. Unpack rows 0 .. R − 1 of the block's 2·pb columns: tile[i, c] =
+    //    w[c / 2, i, c % 2], loops (c, i) with i innermost (w read along its
+    //    rows); the valid columns go to y[zb, :, 2·p0 ..].
+    auto tileType = RankedTensorType::get({r, 2 * pb}, t);
+    Value tInit =
+        tensor::EmptyOp::create(rewriter, loc, tileType.getShape(), t);
+    auto tile = linalg::GenericOp::create(
+        rewriter, loc, TypeRange{tileType}, ValueRange{}, ValueRange{tInit},
+        ArrayRef<AffineMap>{
+            AffineMap::getPermutationMap(ArrayRef<unsigned>{1u, 0u}, ctx)},
+        parallel(2), [&](OpBuilder &b, Location l, ValueRange) {
+          IndexMath im{b, l};
+          Value col = linalg::IndexOp::create(b, l, 0);
+          Value i = linalg::IndexOp::create(b, l, 1);
+          Value two = im.c(2);
+          Value v = tensor::ExtractOp::create(
+              b, l, w,
+              ValueRange{arith::DivUIOp::create(b, l, col, two), i,
+                         arith::RemUIOp::create(b, l, col, two)});
+          linalg::YieldOp::create(b, l, v);
+        });
+    Value c0 = om.add(p0, p0);
+    Value width = arith::MinSIOp::create(rewriter, loc, om.c(2 * pb),
+                                         om.sub(om.c(cols), c0));
+    Value part = tensor::ExtractSliceOp::create(
+        rewriter, loc, tile.getResult(0), ArrayRef<OpFoldResult>{ia(0), ia(0)},
+        ArrayRef<OpFoldResult>{ia(r), width},
+        ArrayRef<OpFoldResult>{ia(1), ia(1)});
+    Value next = tensor::InsertSliceOp::create(
+        rewriter, loc, part, loop.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{zb, ia(0), c0},
+        ArrayRef<OpFoldResult>{ia(1), ia(r), width},
+        ArrayRef<OpFoldResult>{ia(1), ia(1), ia(1)});
+    scf::YieldOp::create(rewriter, loc, next);
+  }
+  Value y = loop.getResult(0);
+  if (rank == 2)
+    y = tensor::CollapseShapeOp::create(
+        rewriter, loc, resType, y, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+  else if (rank > 3) {
+    ReassociationIndices first;
+    for (int64_t i = 0; i < batchRank; ++i)
+      first.push_back(i);
+    y = tensor::ExpandShapeOp::create(
+        rewriter, loc, resType, y,
+        ArrayRef<ReassociationIndices>{first, {rank - 2}, {rank - 1}});
+  }
+  rewriter.replaceOp(op, y);
   return success();
 }
 

@@ -20,16 +20,23 @@
 // CHECK: arith.addi %[[DELTA]], %[[C2]]
 // CHECK: tensor.extract %[[T]]
 // CHECK: %[[CF:.*]] = ropeattn.fft %[[CIRC]] : tensor<8x2xf32>
+// Column pairs in blocks (here one block of all 3 pairs; one iteration per
+// batch entry and block), the result built by insert_slice.
+// CHECK: %[[Y:.*]] = scf.for %{{.*}} iter_args(%[[ACC:.*]] = %{{.*}}) -> (tensor<1x6x5xf32>)
 // CHECK: %[[Z:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<3x8x2xf32>)
-// CHECK: tensor.extract %[[X]]
+// CHECK: tensor.extract %[[X3:.*]][
 // CHECK: %[[ZF:.*]] = ropeattn.fft %[[Z]] : tensor<3x8x2xf32>
-// The symbol's transform is broadcast over the 3 column pairs.
+// The symbol's transform is broadcast over the column pairs.
 // CHECK: %[[P:.*]] = linalg.generic {{.*}} ins(%[[ZF]], %[[ZF]], %[[CF]], %[[CF]] : tensor<3x8x2xf32>, tensor<3x8x2xf32>, tensor<8x2xf32>, tensor<8x2xf32>)
 // CHECK: %[[W:.*]] = ropeattn.fft %[[P]] inverse : tensor<3x8x2xf32>
-// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<6x5xf32>)
+// CHECK: %[[TILE:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<6x6xf32>)
 // CHECK: arith.divui
 // CHECK: arith.remui
 // CHECK: tensor.extract %[[W]]
+// Only the C = 5 valid columns of the 6 are inserted.
+// CHECK: %[[PART:.*]] = tensor.extract_slice %[[TILE]][0, 0] [6, %[[WIDTH:.*]]] [1, 1]
+// CHECK: tensor.insert_slice %[[PART]] into %[[ACC]][%{{.*}}, 0, %{{.*}}] [1, 6, %[[WIDTH]]] [1, 1, 1]
+// CHECK: tensor.collapse_shape %[[Y]] {{\[\[}}0, 1], [2]] : tensor<1x6x5xf32> into tensor<6x5xf32>
 // CHECK-NOT: ropeattn.toeplitz_matmul
 func.func @causal(%t: tensor<8xf32>, %x: tensor<3x5xf32>) -> tensor<6x5xf32> {
   %y = ropeattn.toeplitz_matmul %t, %x causal : (tensor<8xf32>, tensor<3x5xf32>) -> tensor<6x5xf32>
@@ -43,10 +50,13 @@ func.func @causal(%t: tensor<8xf32>, %x: tensor<3x5xf32>) -> tensor<6x5xf32> {
 // CHECK-LABEL: func @transposed_batched
 // CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<2x8x2xf64>)
 // CHECK: arith.subi %c0
+// CHECK: %[[CF:.*]] = ropeattn.fft %{{.*}} : tensor<2x8x2xf64>
+// CHECK: scf.for
 // CHECK: ropeattn.fft %{{.*}} : tensor<2x8x2xf64>
-// CHECK: ropeattn.fft %{{.*}} : tensor<2x2x8x2xf64>
-// CHECK: ropeattn.fft %{{.*}} inverse : tensor<2x2x8x2xf64>
-// CHECK: outs(%{{.*}} : tensor<2x3x4xf64>)
+// Each batch entry reads its own symbol transform.
+// CHECK: tensor.extract_slice %[[CF]][%{{.*}}, 0, 0] [1, 8, 2] [1, 1, 1] : tensor<2x8x2xf64> to tensor<8x2xf64>
+// CHECK: ropeattn.fft %{{.*}} inverse : tensor<2x8x2xf64>
+// CHECK: outs(%{{.*}} : tensor<3x4xf64>)
 func.func @transposed_batched(%t: tensor<2x8xf64>, %x: tensor<2x6x4xf64>) -> tensor<2x3x4xf64> {
   %y = ropeattn.toeplitz_matmul %t, %x transposed : (tensor<2x8xf64>, tensor<2x6x4xf64>) -> tensor<2x3x4xf64>
   return %y : tensor<2x3x4xf64>

@@ -121,6 +121,10 @@ def RopeAttnExpandToeplitz : Pass<"ropeattn-expand-toeplitz"> {
        and imaginary parts of the product are the two products);
     3. `y = IFFT(ĉ ∘ FFT(z))`, rows `0 .. R − 1`, unpacked.
 
+    Steps 2–3 run in an `scf.for` over (batch entry, block of column pairs),
+    a block's `[pairs, L, 2]` buffer being about 512 KiB, so that the FFTs
+    work in cache whatever C is.
+
     Cost: `⌈C/2⌉` complex FFT pairs of length `L` per batch entry, plus one
     for the symbol, instead of `R·K·C` multiply-adds.
 
@@ -129,11 +133,14 @@ def RopeAttnExpandToeplitz : Pass<"ropeattn-expand-toeplitz"> {
     // becomes
     %c = linalg.generic ... // circulant, tensor<16x2xf32>
     %cf = ropeattn.fft %c : tensor<16x2xf32>
-    %z = linalg.generic ... // packed columns, tensor<3x16x2xf32>
-    %zf = ropeattn.fft %z : tensor<3x16x2xf32>
-    %p = linalg.generic ... // complex products
-    %w = ropeattn.fft %p inverse : tensor<3x16x2xf32>
-    %y = linalg.generic ... // unpack, tensor<8x6xf32>
+    %y = scf.for ... iter_args(%acc = ...) {   // blocks of column pairs
+      %z = linalg.generic ... // packed columns, tensor<3x16x2xf32>
+      %zf = ropeattn.fft %z : tensor<3x16x2xf32>
+      %p = linalg.generic ... // complex products
+      %w = ropeattn.fft %p inverse : tensor<3x16x2xf32>
+      %t = linalg.generic ... // unpack, tensor<8x6xf32>
+      tensor.insert_slice ... into %acc
+    }
     ```
 
     Static shapes only (the pass reports others).
@@ -143,6 +150,7 @@ def RopeAttnExpandToeplitz : Pass<"ropeattn-expand-toeplitz"> {
     "::mlir::arith::ArithDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::tensor::TensorDialect",
+    "::mlir::scf::SCFDialect",
   ];
 }
 
