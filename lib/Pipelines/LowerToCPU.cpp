@@ -42,6 +42,15 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   poly.chunk = options.polyChunk;
   pm.addNestedPass<func::FuncOp>(
       ropeattn::createRopeAttnExpandPolynomial(poly));
+  ropeattn::RopeAttnExpandToeplitzAttentionOptions toeplitz;
+  toeplitz.familyName = options.family;
+  toeplitz.epsilon = options.epsilon;
+  pm.addNestedPass<func::FuncOp>(
+      ropeattn::createRopeAttnExpandToeplitzAttention(toeplitz));
+  pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnExpandToeplitz());
+  ropeattn::RopeAttnLowerFftOptions fft;
+  fft.backend = options.fft;
+  pm.addPass(ropeattn::createRopeAttnLowerFft(fft));
   ropeattn::ConvertRopeAttnToLinalgOptions lowering;
   lowering.blockQ = options.blockQ;
   lowering.blockK = options.blockK;

@@ -177,4 +177,51 @@ def RopeAttnEmulateGPUOnHost : Pass<"ropeattn-emulate-gpu-on-host", "::mlir::Mod
   ];
 }
 
+def RopeAttnLowerFft : Pass<"ropeattn-lower-fft", "::mlir::ModuleOp"> {
+  let summary = "lowers ropeattn.fft to generated code or to FFTW calls";
+  let description = [{
+    Two lowerings of `ropeattn.fft` (docs/Spec.md, "ropeattn.fft"), chosen by
+    `backend`:
+
+    * `codegen`: a radix-2 Stockham autosort FFT in linalg on tensors,
+      O(L log L): the input is split into real and imaginary planes
+      `[B, L]`, then `log2 L` stages (one `linalg.generic` each, over
+      `[B, L/2^(t+1), 2, 2^t]`; the innermost loop runs over contiguous
+      elements and vectorizes) ping-pong between planes, and a last generic
+      interleaves (and scales by 1/L for `inverse`). The twiddle factors
+      `e^{∓2πi·p/L}`, `p < L/2`, are one compile-time table (computed in
+      f64, rounded once); stage t reads every 2^t-th entry. Power-of-two
+      `L` only (other lengths are an error: pad where the math allows, as
+      the Toeplitz embedding does, or use `backend=library`).
+    * `library`: a call to `ropeattn_fft_f32/f64` of the ropeattn runtime
+      (libropeattn_runtime.so), which runs FFTW (`fftw_plan_many_dft`, one
+      plan per size, batch and stride, cached; planner FFTW_MEASURE unless
+      `ROPEATTN_FFTW_PLANNER=estimate|measure|patient` says otherwise). Any
+      `L`.
+
+    ```mlir
+    %y = ropeattn.fft %x : tensor<4x1024x2xf32>
+    // backend=library becomes (sketch)
+    %in = bufferization.to_buffer %x read_only : ... to memref<4x1024x2xf32, strided<...>>
+    %out = memref.alloc() : memref<4x1024x2xf32>
+    func.call @ropeattn_fft_f32(%in_cast, %out_cast, %c0_i32) : (...) -> ()
+    %y = bufferization.to_tensor %out restrict writable : ...
+    ```
+
+    Static shapes only (the pass reports others).
+  }];
+  let options = [
+    Option<"backend", "backend", "std::string", /*default=*/"\"codegen\"",
+           "codegen (radix-2 Stockham in linalg) or library (FFTW)">,
+  ];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::bufferization::BufferizationDialect",
+    "::mlir::func::FuncDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::memref::MemRefDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ROPEATTN_CONVERSION_PASSES_TD

@@ -62,6 +62,13 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       *this, "assumed-beta",
       llvm::cl::desc("Cost model: the logit bound the estimate assumes"),
       llvm::cl::init(1.0)};
+
+  PassOptions::Option<std::string> fft{
+      *this, "fft",
+      llvm::cl::desc("FFTs (ropeattn.fft, Toeplitz products): codegen "
+                     "(radix-2 Stockham, power-of-two lengths) or library "
+                     "(FFTW through the ropeattn runtime)"),
+      llvm::cl::init("library")};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),
