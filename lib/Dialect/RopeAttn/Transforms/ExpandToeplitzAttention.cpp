@@ -21,6 +21,7 @@
 
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
+#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
@@ -56,29 +57,6 @@ AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
   for (unsigned r : res)
     e.push_back(getAffineDimExpr(r, ctx));
   return AffineMap::get(dims, 0, e, ctx);
-}
-
-/// max over all rows of Σ_d x² for x : [P, N, D] → a 0-d tensor.
-Value maxSquaredNorm(B &bb, Value x, Type t) {
-  MLIRContext *ctx = bb.b.getContext();
-  auto type = cast<RankedTensorType>(x.getType());
-  Value rowsInit = bb.filled({bb.b.getIndexAttr(type.getDimSize(0)),
-                              bb.b.getIndexAttr(type.getDimSize(1))},
-                             t, 0.0);
-  Value sq = bb.generic(
-      x, rowsInit, {amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1})},
-      {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
-        Value m = arith::MulFOp::create(b, loc, a[0], a[0]);
-        linalg::YieldOp::create(
-            b, loc, arith::AddFOp::create(b, loc, m, a[1]).getResult());
-      });
-  return bb.generic(
-      sq, bb.filled({}, t, 0.0),
-      {amap(ctx, 2, {0, 1}), AffineMap::get(2, 0, ctx)}, {kRed, kRed},
-      [&](OpBuilder &b, Location loc, ValueRange a) {
-        linalg::YieldOp::create(
-            b, loc, arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
-      });
 }
 
 struct Shape {
@@ -246,26 +224,14 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
         maxDegree(maxDegree), maxRank(maxRank), maxFftBytes(maxFftBytes) {}
 
   /// As ExpandPolynomial: the largest logit range of degree g whose proven
-  /// bound meets ε (Taylor in closed form, fitted families on 2^(k/2)).
+  /// bound meets ε (cost::polyCandidate).
   std::optional<Candidate> candidateFor(int64_t g) const {
-    auto make = [&](const poly::ExpApprox &a) -> std::optional<Candidate> {
-      if (!a.positive || !(a.delta <= epsilon) || a.coeffs.empty())
-        return std::nullopt;
-      return Candidate{g, a.beta, a.delta,
-                       SmallVector<double>(a.coeffs.begin(), a.coeffs.end())};
-    };
-    if (family == poly::Family::Taylor) {
-      double b = poly::taylorBetaLimit(g, epsilon);
-      if (!(b > 0))
-        return std::nullopt;
-      return make(poly::taylor(g, std::min(b, 8.0)));
-    }
-    for (int k = 6; k >= -8; --k) {
-      double b = std::pow(2.0, k / 2.0);
-      if (auto c = make(poly::approximate(family, g, b)))
-        return c;
-    }
-    return std::nullopt;
+    std::optional<cost::PolyCandidate> c =
+        cost::polyCandidate(family, g, epsilon);
+    if (!c)
+      return std::nullopt;
+    return Candidate{g, c->betaMax, c->delta,
+                     SmallVector<double>(c->coeffs.begin(), c->coeffs.end())};
   }
 
   LogicalResult decline(AttentionOp op, PatternRewriter &rewriter,
@@ -420,8 +386,8 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
     double slack = 1.0 + 2.0 * (sh.d + 2) * u;
     Value beta = arith::MulFOp::create(
         rewriter, loc,
-        arith::MulFOp::create(rewriter, loc, scalar(maxSquaredNorm(bb, q, t)),
-                              scalar(maxSquaredNorm(bb, k, t))),
+        arith::MulFOp::create(rewriter, loc, scalar(bb.maxSquaredNorm(q, t)),
+                              scalar(bb.maxSquaredNorm(k, t))),
         bb.flt(f64, std::abs(sh.scale) * slack));
     Value sel = bb.idx(cands.size());
     for (int64_t i = cands.size() - 1; i >= 0; --i) {
