@@ -43,3 +43,13 @@ if config.sanitizers in ("ON", "1", "TRUE", "True"):
     config.environment["ASAN_OPTIONS"] = (
         "detect_leaks=0:abort_on_error=1:allow_user_poisoning=0")
     config.environment["UBSAN_OPTIONS"] = "print_stacktrace=1:halt_on_error=1"
+
+# CUDA: `ptxas` when the build found a CUDA toolkit with ptxas (cubin
+# generation), `cuda-runtime` when libropeattn_cuda_runtime.so was built.
+# Execution on a GPU is gated in test/Integration/CUDA/lit.local.cfg.
+config.substitutions.append(("%cuda_toolkit", config.cuda_toolkit_dir))
+if config.cuda_toolkit_dir and os.path.exists(
+        os.path.join(config.cuda_toolkit_dir, "bin", "ptxas")):
+    config.available_features.add("ptxas")
+if config.cuda_toolkit_dir:
+    config.available_features.add("cuda-runtime")

@@ -42,6 +42,15 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   poly.chunk = options.polyChunk;
   pm.addNestedPass<func::FuncOp>(
       ropeattn::createRopeAttnExpandPolynomial(poly));
+  ropeattn::RopeAttnExpandToeplitzAttentionOptions toeplitz;
+  toeplitz.familyName = options.family;
+  toeplitz.epsilon = options.epsilon;
+  pm.addNestedPass<func::FuncOp>(
+      ropeattn::createRopeAttnExpandToeplitzAttention(toeplitz));
+  pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnExpandToeplitz());
+  ropeattn::RopeAttnLowerFftOptions fft;
+  fft.backend = options.fft;
+  pm.addPass(ropeattn::createRopeAttnLowerFft(fft));
   ropeattn::ConvertRopeAttnToLinalgOptions lowering;
   lowering.blockQ = options.blockQ;
   lowering.blockK = options.blockK;
@@ -81,4 +90,9 @@ void ropeattn::registerRopeAttnPipelines() {
       "rope-lower-to-cpu",
       "Lowers ropeattn/linalg on tensors to the LLVM dialect for the host CPU",
       buildLowerToCPUPipeline);
+  PassPipelineRegistration<LowerToCUDAOptions>(
+      "rope-lower-to-cuda",
+      "Lowers ropeattn attention functions to LLVM-dialect host code that "
+      "launches CUDA kernels (embedded cubin); calls the mgpu* runtime",
+      buildLowerToCUDAPipeline);
 }

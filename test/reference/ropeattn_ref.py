@@ -27,6 +27,8 @@ __all__ = [
     "attention_grad",
     "general_attention",
     "general_attention_grad",
+    "fft",
+    "toeplitz_matmul",
 ]
 
 _ROPE_DEFAULTS = {"base": 10000.0, "layout": "half", "rotary_dim": None,
@@ -377,3 +379,57 @@ def general_attention_grad(q, k, v, do, weights, support, scale=None,
     bt = dims["batch"]
     return (dq.reshape(bt + (hq, n, d)), dk.reshape(bt + (dims["hk"], m, d)),
             dv.reshape(bt + (dims["hk"], m, dims["dv"])), dw)
+
+
+# --- ropeattn.fft and ropeattn.toeplitz_matmul (docs/Spec.md sections 13, 14) ---
+
+
+def fft(x, inverse=False):
+    """ropeattn.fft: x [B.., L, 2] (re, im) -> [B.., L, 2], as a naive DFT.
+
+    y[k] = sum_n x[n] e^{-2 pi i n k / L} (inverse: + sign and 1/L). The
+    angle is reduced exactly, (n * k) mod L in integers, before the float64
+    cos/sin; O(L^2), written from the spec, not from numpy.fft.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim < 2 or x.shape[-1] != 2:
+        raise ValueError("expected [B.., L, 2]")
+    z = x[..., 0] + 1j * x[..., 1]
+    n = x.shape[-2]
+    if n == 0:
+        return np.zeros(x.shape)
+    idx = np.arange(n)
+    r = np.outer(idx, idx) % n
+    sign = 1.0 if inverse else -1.0
+    w = np.exp(sign * 2j * np.pi * r / n)
+    y = np.einsum("...n,nk->...k", z, w)
+    if inverse:
+        y = y / n
+    return np.stack([y.real, y.imag], axis=-1)
+
+
+def toeplitz_matrix(symbol, n, m, causal=False):
+    """The N x M matrix T[i, j] = symbol[i - j + M - 1] (causal: 0 unless
+    j <= i + (M - N)), for a 1-D symbol of length N + M - 1."""
+    symbol = np.asarray(symbol, dtype=np.float64)
+    t = np.zeros((n, m))
+    for i in range(n):
+        for j in range(m):
+            if not causal or j <= i + (m - n):
+                t[i, j] = symbol[i - j + m - 1]
+    return t
+
+
+def toeplitz_matmul(symbol, x, n, m, transposed=False, causal=False):
+    """ropeattn.toeplitz_matmul: T (N x M, from symbol [L] or [B.., L]) times
+    x [B.., M, C] (transposed: T^T times x [B.., N, C]), dense, float64."""
+    symbol = np.asarray(symbol, dtype=np.float64)
+    x = np.asarray(x, dtype=np.float64)
+    batch = x.shape[:-2]
+    rows = m if transposed else n
+    out = np.zeros(batch + (rows, x.shape[-1]))
+    for z in np.ndindex(*batch):
+        s = symbol if symbol.ndim == 1 else symbol[z]
+        t = toeplitz_matrix(s, n, m, causal)
+        out[z] = (t.T if transposed else t) @ x[z]
+    return out

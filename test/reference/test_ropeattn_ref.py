@@ -526,3 +526,31 @@ def test_general_with_identity_weights_is_plain_attention():
     o2, l2 = ref.general_attention(q, k, v, w, support, causal=True)
     assert_close(o2, o1, 1e-13)
     assert_close(l2, l1, 1e-13)
+
+
+# --- fft and toeplitz_matmul ---
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 8, 12, 17])
+def test_fft_matches_numpy_and_inverts(n):
+    r = rng(n)
+    x = r.standard_normal((2, n, 2))
+    z = x[..., 0] + 1j * x[..., 1]
+    y = ref.fft(x)
+    assert_close(y[..., 0] + 1j * y[..., 1], np.fft.fft(z, axis=-1), 1e-12)
+    assert_close(ref.fft(y, inverse=True), x, 1e-12)
+
+
+def test_toeplitz_matmul_hand_values():
+    # N = 2, M = 3: symbol indices delta + 2 for delta = i - j in [-2, 1].
+    s = np.array([1.0, 2.0, 3.0, 4.0])
+    t = ref.toeplitz_matrix(s, 2, 3)
+    assert_close(t, np.array([[3.0, 2.0, 1.0], [4.0, 3.0, 2.0]]), 0)
+    # causal, bottom-right aligned: keep j <= i + 1
+    tc = ref.toeplitz_matrix(s, 2, 3, causal=True)
+    assert_close(tc, np.array([[3.0, 2.0, 0.0], [4.0, 3.0, 2.0]]), 0)
+    x = np.arange(6.0).reshape(3, 2)
+    assert_close(ref.toeplitz_matmul(s, x, 2, 3), t @ x, 0)
+    y = np.arange(4.0).reshape(2, 2)
+    assert_close(ref.toeplitz_matmul(s, y, 2, 3, transposed=True, causal=True),
+                 tc.T @ y, 0)

@@ -62,6 +62,13 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       *this, "assumed-beta",
       llvm::cl::desc("Cost model: the logit bound the estimate assumes"),
       llvm::cl::init(1.0)};
+
+  PassOptions::Option<std::string> fft{
+      *this, "fft",
+      llvm::cl::desc("FFTs (ropeattn.fft, Toeplitz products): codegen "
+                     "(radix-2 Stockham, power-of-two lengths) or library "
+                     "(FFTW through the ropeattn runtime)"),
+      llvm::cl::init("library")};
   PassOptions::Option<bool> parallel{
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),
@@ -75,6 +82,51 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
 /// in `ropeattn.abi` (see the ropeattn-export-abi pass).
 void buildLowerToCPUPipeline(OpPassManager &pm,
                              const LowerToCPUOptions &options);
+
+/// Options of `rope-lower-to-cuda`.
+struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
+  PassOptions::Option<int64_t> blockQ{
+      *this, "block-q",
+      llvm::cl::desc("Query rows per thread block (= threads per block)"),
+      llvm::cl::init(64)};
+  PassOptions::Option<int64_t> blockK{
+      *this, "block-k",
+      llvm::cl::desc("Key rows per tile staged in shared memory"),
+      llvm::cl::init(32)};
+  PassOptions::Option<std::string> chip{
+      *this, "chip",
+      llvm::cl::desc("CUDA architecture of the cubin (sm_80, "
+                     "sm_90, ...)"),
+      llvm::cl::init("sm_90")};
+  PassOptions::Option<std::string> features{
+      *this, "features",
+      llvm::cl::desc("PTX features; the default PTX ISA (6.0) is rejected by "
+                     "CUDA 13's ptxas"),
+      llvm::cl::init("+ptx80")};
+  PassOptions::Option<std::string> format{
+      *this, "format",
+      llvm::cl::desc("What gpu-module-to-binary embeds: bin (cubin), fatbin, "
+                     "isa (PTX text, no ptxas needed) or offload (LLVM IR)"),
+      llvm::cl::init("bin")};
+  PassOptions::Option<std::string> toolkit{
+      *this, "toolkit",
+      llvm::cl::desc("CUDA toolkit root (ptxas, libdevice); default: the one "
+                     "found at configure time"),
+      llvm::cl::init("")};
+  PassOptions::Option<int64_t> optLevel{
+      *this, "opt-level",
+      llvm::cl::desc("LLVM optimization level of the device code"),
+      llvm::cl::init(3)};
+};
+
+/// ropeattn IR on tensors → LLVM dialect host code that launches CUDA kernels
+/// embedded as a `gpu.binary` (cubin for `chip`). Every public function `f`
+/// takes device buffers: `_mlir_ciface_f(inputs..., outputs...)` with pointers
+/// to ranked memref descriptors whose data pointers are device pointers; it
+/// returns when the results are written. Calls the `mgpu*` runtime
+/// (libropeattn_cuda_runtime.so).
+void buildLowerToCUDAPipeline(OpPassManager &pm,
+                              const LowerToCUDAOptions &options);
 
 /// Registers `rope-lower-to-cpu` (and later pipelines) with the global
 /// registry.

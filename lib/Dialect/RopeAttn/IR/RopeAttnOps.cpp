@@ -764,5 +764,83 @@ void PolyFeaturesOp::getCanonicalizationPatterns(RewritePatternSet &results,
   results.add<DropUnitPolyScale>(context);
 }
 
+//===----------------------------------------------------------------------===//
+// FftOp
+//===----------------------------------------------------------------------===//
+
+LogicalResult FftOp::verify() {
+  RankedTensorType type = getInput().getType();
+  if (type.getRank() < 2)
+    return emitOpError("expected input of rank >= 2 ([B.., L, 2]), found rank ")
+           << type.getRank();
+  int64_t pair = type.getShape().back();
+  if (pair != 2)
+    return emitOpError("expected a trailing dimension of size 2 (real, "
+                       "imaginary), found ")
+           << Dim(pair);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ToeplitzMatmulOp
+//===----------------------------------------------------------------------===//
+
+std::pair<int64_t, int64_t> ToeplitzMatmulOp::getRowsAndCols() {
+  int64_t rank = getInput().getType().getRank();
+  int64_t in = getInput().getType().getDimSize(rank - 2);
+  int64_t out = getResult().getType().getDimSize(rank - 2);
+  // T is N × M; T·x maps M rows to N rows, Tᵀ·x maps N rows to M rows.
+  return getTransposed() ? std::make_pair(in, out) : std::make_pair(out, in);
+}
+
+LogicalResult ToeplitzMatmulOp::verify() {
+  RankedTensorType symbol = getSymbol().getType();
+  RankedTensorType input = getInput().getType();
+  RankedTensorType result = getResult().getType();
+  int64_t rank = input.getRank();
+  if (rank < 2)
+    return emitOpError("expected input of rank >= 2 ([B.., rows, C]), found "
+                       "rank ")
+           << rank;
+  Type e = input.getElementType();
+  for (auto [name, t] :
+       {std::make_pair("symbol", symbol), std::make_pair("result", result)})
+    if (t.getElementType() != e)
+      return emitOpError("expected ")
+             << name << " element type " << e << " (the input's), found "
+             << t.getElementType();
+  if (result.getRank() != rank)
+    return emitOpError("expected result of rank ")
+           << rank << " (the input's), found rank " << result.getRank();
+  for (int64_t i = 0; i + 2 < rank; ++i)
+    if (!compatible(result.getDimSize(i), input.getDimSize(i)))
+      return emitOpError("expected result batch dimension ")
+             << i << " to be " << Dim(input.getDimSize(i))
+             << " (the input's), found " << Dim(result.getDimSize(i));
+  if (!compatible(result.getDimSize(rank - 1), input.getDimSize(rank - 1)))
+    return emitOpError("expected result to have ")
+           << Dim(input.getDimSize(rank - 1))
+           << " columns (the input's), found "
+           << Dim(result.getDimSize(rank - 1));
+  if (symbol.getRank() != 1 && symbol.getRank() != rank - 1)
+    return emitOpError("expected symbol of shape [N + M - 1] or "
+                       "[B.., N + M - 1] (rank 1 or ")
+           << rank - 1 << "), found rank " << symbol.getRank();
+  if (symbol.getRank() > 1)
+    for (int64_t i = 0; i + 2 < rank; ++i)
+      if (!compatible(symbol.getDimSize(i), input.getDimSize(i)))
+        return emitOpError("expected symbol batch dimension ")
+               << i << " to be " << Dim(input.getDimSize(i))
+               << " (the input's), found " << Dim(symbol.getDimSize(i));
+  auto [n, m] = getRowsAndCols();
+  int64_t len = offsetCount(n, m);
+  int64_t found = symbol.getDimSize(symbol.getRank() - 1);
+  if (!compatible(found, len))
+    return emitOpError("expected symbol length N + M - 1 = ")
+           << Dim(len) << " (N = " << Dim(n) << ", M = " << Dim(m)
+           << "), found " << Dim(found);
+  return success();
+}
+
 #define GET_OP_CLASSES
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttnOps.cpp.inc"

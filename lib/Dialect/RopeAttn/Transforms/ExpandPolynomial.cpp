@@ -67,30 +67,6 @@ AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
   return AffineMap::get(dims, 0, e, ctx);
 }
 
-/// max over all rows of Σ_d x² for x : [P, N, D] → a 0-d tensor.
-Value maxSquaredNorm(B &bb, Value x, Type t) {
-  MLIRContext *ctx = bb.b.getContext();
-  Value init = bb.filled({}, t, 0.0);
-  // Σ_d first (per row), then max: one generic would mix max and sum, so two.
-  auto type = cast<RankedTensorType>(x.getType());
-  Value rowsInit = bb.filled({bb.b.getIndexAttr(type.getDimSize(0)),
-                              bb.b.getIndexAttr(type.getDimSize(1))},
-                             t, 0.0);
-  Value sq = bb.generic(
-      x, rowsInit, {amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1})},
-      {kPar, kPar, kRed}, [&](OpBuilder &b, Location loc, ValueRange a) {
-        Value m = arith::MulFOp::create(b, loc, a[0], a[0]);
-        linalg::YieldOp::create(
-            b, loc, arith::AddFOp::create(b, loc, m, a[1]).getResult());
-      });
-  return bb.generic(
-      sq, init, {amap(ctx, 2, {0, 1}), AffineMap::get(2, 0, ctx)}, {kRed, kRed},
-      [&](OpBuilder &b, Location loc, ValueRange a) {
-        linalg::YieldOp::create(
-            b, loc, arith::MaximumFOp::create(b, loc, a[0], a[1]).getResult());
-      });
-}
-
 } // namespace
 
 namespace {
@@ -916,8 +892,8 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
     double slack = 1.0 + 2.0 * (sh.d + 2) * u;
     Value beta = arith::MulFOp::create(
         rewriter, loc,
-        arith::MulFOp::create(rewriter, loc, scalar(maxSquaredNorm(bb, q, t)),
-                              scalar(maxSquaredNorm(bb, k, t))),
+        arith::MulFOp::create(rewriter, loc, scalar(bb.maxSquaredNorm(q, t)),
+                              scalar(bb.maxSquaredNorm(k, t))),
         bb.flt(f64, std::abs(sh.scale) * slack));
     // sel = the cheapest candidate whose range covers β̂, else #candidates
     // (the exact method).

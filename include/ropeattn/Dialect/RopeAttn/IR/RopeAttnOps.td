@@ -404,4 +404,86 @@ def RopeAttn_PolyFeaturesGradOp : RopeAttn_Op<"poly_features_grad", [Pure]> {
   }];
 }
 
+//===----------------------------------------------------------------------===//
+// fft, toeplitz_matmul: FFT and Toeplitz products (layer 2)
+//===----------------------------------------------------------------------===//
+
+def RopeAttn_ComplexTensor : RankedTensorOf<[F32, F64]>;
+
+def RopeAttn_FftOp : RopeAttn_Op<"fft",
+    [Pure, AllTypesMatch<["input", "result"]>]> {
+  let summary = "discrete Fourier transform along the second-to-last dimension";
+  let description = [{
+    Complex numbers are pairs in the trailing dimension (size 2: real,
+    imaginary), the layout of FFTW's `fftw_complex` and of numpy's
+    `complex64/128` viewed as floats. For `input : [B.., L, 2]`:
+
+    `result[z, k] = Σ_{n<L} input[z, n] · e^{−2πi·n·k/L}`
+
+    and with `inverse`, `result[z, k] = (1/L) Σ_{n<L} input[z, n] ·
+    e^{+2πi·n·k/L}` (so that the inverse undoes the forward transform, numpy's
+    convention). Every batch entry `z` is independent; any `L ≥ 0` is valid.
+    Full definition: docs/Spec.md, "ropeattn.fft".
+
+    ```mlir
+    %y = ropeattn.fft %x : tensor<4x1024x2xf32>
+    %x2 = ropeattn.fft %y inverse : tensor<4x1024x2xf32>
+    ```
+
+    Lowered by `ropeattn-lower-fft`, either to generated code (radix-2
+    Stockham, power-of-two `L`) or to calls into FFTW through the ropeattn
+    runtime.
+  }];
+  let arguments = (ins RopeAttn_ComplexTensor:$input, UnitAttr:$inverse);
+  let results = (outs RopeAttn_ComplexTensor:$result);
+  let assemblyFormat = [{
+    $input (`inverse` $inverse^)? attr-dict `:` type($input)
+  }];
+  let hasVerifier = 1;
+}
+
+def RopeAttn_ToeplitzMatmulOp : RopeAttn_Op<"toeplitz_matmul", [Pure]> {
+  let summary = "product of a Toeplitz matrix (given by its symbol) and a matrix";
+  let description = [{
+    `T` is the `N × M` Toeplitz matrix with `T[i, j] = t[i − j + M − 1]`
+    (the relative-offset convention of the attention bias: offset `δ = i − j`
+    is stored at index `δ + M − 1`, so `symbol` has `N + M − 1` entries).
+    For `x : [B.., M, C]`:
+
+    `result[z, i, c] = Σ_{j<M} T[i, j] · x[z, j, c]`  (`result : [B.., N, C]`)
+
+    With `transposed`, the product is with `Tᵀ` (`x : [B.., N, C]`,
+    `result : [B.., M, C]`); with `causal`, `T` is first masked with the
+    bottom-right aligned causal mask of docs/Spec.md (`T[i, j] = 0` unless
+    `j ≤ i + (M − N)`). The symbol is `[N + M − 1]` (shared by every batch
+    entry) or `[B.., N + M − 1]` (one per batch entry). Full definition:
+    docs/Spec.md, "ropeattn.toeplitz_matmul".
+
+    ```mlir
+    %y = ropeattn.toeplitz_matmul %t, %x causal
+        : (tensor<2047xf32>, tensor<8x1024x64xf32>) -> tensor<8x1024x64xf32>
+    ```
+
+    `ropeattn-expand-toeplitz` lowers it by circulant embedding and FFTs
+    (one FFT of the symbol shared by every column).
+  }];
+  let arguments = (ins
+    RopeAttn_ComplexTensor:$symbol,
+    RopeAttn_ComplexTensor:$input,
+    UnitAttr:$transposed,
+    UnitAttr:$causal
+  );
+  let results = (outs RopeAttn_ComplexTensor:$result);
+  let assemblyFormat = [{
+    $symbol `,` $input (`transposed` $transposed^)? (`causal` $causal^)?
+    attr-dict `:` functional-type(operands, results)
+  }];
+  let hasVerifier = 1;
+  let extraClassDeclaration = [{
+    /// N and M of the (untransposed) Toeplitz matrix T, read off the input
+    /// and result types (dynamic sizes stay dynamic).
+    std::pair<int64_t, int64_t> getRowsAndCols();
+  }];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_IR_ROPEATTNOPS_TD

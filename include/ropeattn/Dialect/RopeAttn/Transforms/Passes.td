@@ -154,4 +154,108 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
   let dependentDialects = ["::mlir::ropeattn::RopeAttnDialect"];
 }
 
+def RopeAttnExpandToeplitz : Pass<"ropeattn-expand-toeplitz"> {
+  let summary = "Toeplitz products by circulant embedding and FFTs";
+  let description = [{
+    Rewrites `ropeattn.toeplitz_matmul` (docs/Spec.md) into `ropeattn.fft`
+    ops and linalg on tensors. With `A` the `R × K` operator (T, or Tᵀ with
+    `transposed`; causal mask applied) and its symbol `a_δ`, `δ = r − k`:
+
+    1. the circulant `c` of length `L = 2^⌈log2(R + K − 1)⌉`:
+       `c[u] = a_u` (u < R), `c[L − u] = a_{−u}` (0 < u < K), 0 elsewhere,
+       and `ĉ = FFT(c)` — once when the symbol is shared by the batch;
+    2. the columns of `x`, zero-padded to `L`, two real columns packed into
+       one complex column (`x_{2p} + i·x_{2p+1}`: `A` is real, so the real
+       and imaginary parts of the product are the two products);
+    3. `y = IFFT(ĉ ∘ FFT(z))`, rows `0 .. R − 1`, unpacked.
+
+    Steps 2–3 run in an `scf.for` over (batch entry, block of column pairs),
+    a block's `[pairs, L, 2]` buffer being about 512 KiB, so that the FFTs
+    work in cache whatever C is.
+
+    Cost: `⌈C/2⌉` complex FFT pairs of length `L` per batch entry, plus one
+    for the symbol, instead of `R·K·C` multiply-adds.
+
+    ```mlir
+    %y = ropeattn.toeplitz_matmul %t, %x : (tensor<15xf32>, tensor<8x6xf32>) -> tensor<8x6xf32>
+    // becomes
+    %c = linalg.generic ... // circulant, tensor<16x2xf32>
+    %cf = ropeattn.fft %c : tensor<16x2xf32>
+    %y = scf.for ... iter_args(%acc = ...) {   // blocks of column pairs
+      %z = linalg.generic ... // packed columns, tensor<3x16x2xf32>
+      %zf = ropeattn.fft %z : tensor<3x16x2xf32>
+      %p = linalg.generic ... // complex products
+      %w = ropeattn.fft %p inverse : tensor<3x16x2xf32>
+      %t = linalg.generic ... // unpack, tensor<8x6xf32>
+      tensor.insert_slice ... into %acc
+    }
+    ```
+
+    Static shapes only (the pass reports others).
+  }];
+  let dependentDialects = [
+    "::mlir::ropeattn::RopeAttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::tensor::TensorDialect",
+    "::mlir::scf::SCFDialect",
+  ];
+}
+
+def RopeAttnExpandToeplitzAttention : Pass<"ropeattn-expand-toeplitz-attention"> {
+  let summary = "relative-bias attention by polynomial features and FFT Toeplitz products";
+  let description = [{
+    Rewrites `ropeattn.attention ... bias(%b) method toeplitz` (forward, f32/f64,
+    static shapes, RoPE already pre-rotated) into the features + Toeplitz form
+    of Alman & Song (docs/Spec.md §11, "method toeplitz"):
+
+    `e^{ℓ_ij + b_{i−j}} ≈ p(ℓ_ij)·e^{b_{i−j}} = Σ_α φ_Q(q_i)_α φ_K(k_j)_α E_{i−j}`
+
+    `Nm = Σ_α diag(Φ_Q[:, α]) · Toeplitz(E) · diag(Φ_K[:, α]) · [V | 1]`
+
+    with `E = e^{b − max b}` (the maximum over the visible offsets, per query
+    head; the shift cancels in O and is added back to lse) and the causal
+    mask folded into the Toeplitz product. All `R·(Dv + 1)` products of a
+    head go through one `ropeattn.toeplitz_matmul` with that many columns
+    (one symbol FFT per head).
+
+    Certificate (run time, as the polynomial method): `β̂ = |s|·max‖q‖·max‖k‖`
+    selects the cheapest compiled degree g whose proven weight error
+    δ_g ≤ `epsilon` covers β̂; an `scf.index_switch` runs it, or the exact
+    lowering when no degree covers β̂ or when a visible bias entry is not
+    finite (−∞ biases make rows empty, which an FFT product cannot resolve).
+    Candidates are limited by `max-degree`, `max-rank` and `max-fft-mib`
+    (the FFT buffers); ops that admit none keep `method exact` with a remark.
+
+    ```mlir
+    %o = ropeattn.attention %q, %k, %v bias(%b) causal method toeplitz : ...
+    // becomes
+    %sel = ... β̂, finiteness of b ...
+    %o = scf.index_switch %sel -> tensor<...>
+    case 0 { ... ropeattn.poly_features ... ropeattn.toeplitz_matmul ... }
+    default { %e = ropeattn.attention %q, %k, %v bias(%b) causal method exact ... }
+    ```
+  }];
+  let options = [
+    Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
+           "polynomial family: taylor, chebyshev or minimax">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-3",
+           "bound on the relative error δ of every attention weight">,
+    Option<"maxDegree", "max-degree", "int64_t", /*default=*/"4",
+           "largest polynomial degree considered">,
+    Option<"maxRank", "max-rank", "int64_t", /*default=*/"1024",
+           "largest feature rank C(D + g, g) allowed">,
+    Option<"maxFftMib", "max-fft-mib", "int64_t", /*default=*/"1024",
+           "memory budget of one FFT buffer of the Toeplitz products, MiB">,
+  ];
+  let dependentDialects = [
+    "::mlir::ropeattn::RopeAttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
 #endif // ROPEATTN_DIALECT_ROPEATTN_TRANSFORMS_PASSES_TD

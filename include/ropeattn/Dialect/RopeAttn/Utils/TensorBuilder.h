@@ -89,6 +89,41 @@ struct TensorBuilder {
   }
 
   /// C += A·B with indexing maps over (i, j, k) chosen by the caller.
+  /// max over all rows of Σ_d x² for x : [P, N, D] (static P, N), as a 0-d
+  /// tensor in t: the squared-norm half of the polynomial methods' run-time
+  /// certificate β̂ (docs/Spec.md §11).
+  Value maxSquaredNorm(Value x, Type t) {
+    MLIRContext *ctx = b.getContext();
+    auto type = cast<RankedTensorType>(x.getType());
+    auto map = [&](unsigned dims, ArrayRef<unsigned> res) {
+      SmallVector<AffineExpr> e;
+      for (unsigned r : res)
+        e.push_back(getAffineDimExpr(r, ctx));
+      return AffineMap::get(dims, 0, e, ctx);
+    };
+    using utils::IteratorType;
+    // Σ_d first (per row), then max: one generic would mix max and sum.
+    Value rows = filled({b.getIndexAttr(type.getDimSize(0)),
+                         b.getIndexAttr(type.getDimSize(1))},
+                        t, 0.0);
+    Value sq =
+        generic(x, rows, {map(3, {0, 1, 2}), map(3, {0, 1})},
+                {IteratorType::parallel, IteratorType::parallel,
+                 IteratorType::reduction},
+                [&](OpBuilder &nb, Location l, ValueRange a) {
+                  Value m = arith::MulFOp::create(nb, l, a[0], a[0]);
+                  linalg::YieldOp::create(
+                      nb, l, arith::AddFOp::create(nb, l, m, a[1]).getResult());
+                });
+    return generic(
+        sq, filled({}, t, 0.0), {map(2, {0, 1}), AffineMap::get(2, 0, ctx)},
+        {IteratorType::reduction, IteratorType::reduction},
+        [&](OpBuilder &nb, Location l, ValueRange a) {
+          linalg::YieldOp::create(
+              nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
+        });
+  }
+
   Value matmul(Value a, Value bb, Value c, ArrayRef<AffineMap> maps) {
     SmallVector<Attribute> attrs;
     for (AffineMap m : maps)
