@@ -58,38 +58,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..",
 import attention_oracle as ao  # noqa: E402
 import ropeattn_ref as ref  # noqa: E402
 
-GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
-
-
-def candidates(dump, family, d, max_degree, epsilon, max_rank=32768):
-    """The compiler's candidate table: [row of poly-approx-dump]."""
-    out = []
-    for g in range(1, max_degree + 1):
-        if family == "taylor" and g % 2:
-            continue
-        if math.comb(d + g, g) > max_rank:
-            break
-        if family == "taylor":
-            lim = json.loads(subprocess.run(
-                [dump, "--beta-limit", f"--degree={g}", f"--eps={epsilon}"],
-                capture_output=True, text=True, check=True).stdout)
-            betas = [min(lim["beta_limit"], 8.0)] if lim["beta_limit"] > 0 \
-                else []
-        else:
-            betas = GRID
-        if not betas:
-            continue
-        table = json.loads(subprocess.run(
-            [dump, f"--family={family}", f"--degree={g}",
-             "--beta=" + ",".join(repr(b) for b in betas)],
-            capture_output=True, text=True, check=True).stdout)
-        if isinstance(table, dict):
-            table = [table]
-        for row in table:
-            if row["positive"] and row["delta"] <= epsilon and row["coeffs"]:
-                out.append(row)
-                break
-    return out
+from polynomial_oracle import candidate_rows as candidates  # noqa: E402
 
 
 def run(rope_run, path, func, inputs, n_out, workdir, options):

@@ -47,9 +47,11 @@ import ropeattn_ref as ref  # noqa: E402
 GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
 
 
-def candidates(dump, family, d, max_degree, epsilon, max_rank=32768):
-    """[(g, B_g, delta_g, abs_sum)] in order of cost, as the compiler builds
-    them (docs/Polynomial.md, ropeattn-expand-polynomial)."""
+def candidate_rows(dump, family, d, max_degree, epsilon, max_rank=32768):
+    """The compiler's candidate table, in order of cost, as the compiler
+    builds it (docs/Polynomial.md, ropeattn-expand-polynomial): per degree
+    g <= max_degree within max_rank, poly-approx-dump's row for the largest
+    logit range B_g whose proven bound delta(g, B_g) <= epsilon."""
     out = []
     for g in range(1, max_degree + 1):
         if family == "taylor" and g % 2:
@@ -74,9 +76,16 @@ def candidates(dump, family, d, max_degree, epsilon, max_rank=32768):
             table = [table]
         for row in table:  # largest beta first
             if row["positive"] and row["delta"] <= epsilon and row["coeffs"]:
-                out.append((g, row["beta"], row["delta"], row["abs_sum"]))
+                out.append(row)
                 break
     return out
+
+
+def candidates(dump, family, d, max_degree, epsilon, max_rank=32768):
+    """[(g, B_g, delta_g, abs_sum)] of candidate_rows."""
+    return [(r["degree"], r["beta"], r["delta"], r["abs_sum"])
+            for r in candidate_rows(dump, family, d, max_degree, epsilon,
+                                    max_rank)]
 
 
 def output_bound(d):

@@ -878,31 +878,14 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
       k = RotaryOp::create(rewriter, loc, k.getType(), k, Value(), false, rope);
     }
 
-    // Certificate: β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (Cauchy–Schwarz; RoPE is a
-    // rotation), evaluated in f64 from the squared norms in T, enlarged by the
-    // rounding of those sums ((D + 2)·u relative each).
+    // The certificate β̂, and sel = the cheapest candidate whose range covers
+    // it, else #candidates (the exact method).
     Type f64 = rewriter.getF64Type();
-    auto scalar = [&](Value sq) -> Value {
-      Value x = tensor::ExtractOp::create(rewriter, loc, sq, ValueRange{});
-      if (!t.isF64())
-        x = arith::ExtFOp::create(rewriter, loc, f64, x);
-      return math::SqrtOp::create(rewriter, loc, x);
-    };
-    double u = t.isF64() ? 0x1p-53 : 0x1p-24;
-    double slack = 1.0 + 2.0 * (sh.d + 2) * u;
-    Value beta = arith::MulFOp::create(
-        rewriter, loc,
-        arith::MulFOp::create(rewriter, loc, scalar(bb.maxSquaredNorm(q, t)),
-                              scalar(bb.maxSquaredNorm(k, t))),
-        bb.flt(f64, std::abs(sh.scale) * slack));
-    // sel = the cheapest candidate whose range covers β̂, else #candidates
-    // (the exact method).
-    Value sel = bb.idx(cands.size());
-    for (int64_t i = cands.size() - 1; i >= 0; --i) {
-      Value ok = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OLE,
-                                       beta, bb.flt(f64, cands[i].betaMax));
-      sel = arith::SelectOp::create(rewriter, loc, ok, bb.idx(i), sel);
-    }
+    Value beta = bb.logitBound(q, k, t, sh.d, sh.scale);
+    SmallVector<double> ranges;
+    for (const Candidate &c : cands)
+      ranges.push_back(c.betaMax);
+    Value sel = bb.selectCovering(beta, ranges);
     SmallVector<int64_t> cases;
     for (size_t i = 0; i < cands.size(); ++i)
       cases.push_back(i);

@@ -374,27 +374,12 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
     Value anyBad = tensor::ExtractOp::create(rewriter, loc, stats.getResult(1),
                                              ValueRange{});
 
-    // β̂ = |s|·max‖q‖·max‖k‖ (1 + 2(D + 2)u), in f64 (as ExpandPolynomial).
-    Type f64 = rewriter.getF64Type();
-    auto scalar = [&](Value sq) -> Value {
-      Value xv = tensor::ExtractOp::create(rewriter, loc, sq, ValueRange{});
-      if (!t.isF64())
-        xv = arith::ExtFOp::create(rewriter, loc, f64, xv);
-      return math::SqrtOp::create(rewriter, loc, xv);
-    };
-    double u = t.isF64() ? 0x1p-53 : 0x1p-24;
-    double slack = 1.0 + 2.0 * (sh.d + 2) * u;
-    Value beta = arith::MulFOp::create(
-        rewriter, loc,
-        arith::MulFOp::create(rewriter, loc, scalar(bb.maxSquaredNorm(q, t)),
-                              scalar(bb.maxSquaredNorm(k, t))),
-        bb.flt(f64, std::abs(sh.scale) * slack));
-    Value sel = bb.idx(cands.size());
-    for (int64_t i = cands.size() - 1; i >= 0; --i) {
-      Value ok = arith::CmpFOp::create(rewriter, loc, arith::CmpFPredicate::OLE,
-                                       beta, bb.flt(f64, cands[i].betaMax));
-      sel = arith::SelectOp::create(rewriter, loc, ok, bb.idx(i), sel);
-    }
+    // β̂ and the cheapest covering candidate, as ExpandPolynomial.
+    Value beta = bb.logitBound(q, k, t, sh.d, sh.scale);
+    SmallVector<double> ranges;
+    for (const Candidate &c : cands)
+      ranges.push_back(c.betaMax);
+    Value sel = bb.selectCovering(beta, ranges);
     Value finite = arith::CmpFOp::create(
         rewriter, loc, arith::CmpFPredicate::OEQ, anyBad, bb.flt(t, 0.0));
     sel = arith::SelectOp::create(rewriter, loc, finite, sel,

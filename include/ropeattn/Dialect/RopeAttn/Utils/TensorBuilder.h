@@ -11,10 +11,12 @@
 
 #include "mlir/Dialect/Arith/IR/Arith.h"
 #include "mlir/Dialect/Linalg/IR/Linalg.h"
+#include "mlir/Dialect/Math/IR/Math.h"
 #include "mlir/Dialect/Tensor/IR/Tensor.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
 #include "mlir/IR/Builders.h"
 
+#include <cmath>
 #include <limits>
 
 namespace mlir {
@@ -122,6 +124,38 @@ struct TensorBuilder {
           linalg::YieldOp::create(
               nb, l, arith::MaximumFOp::create(nb, l, a[0], a[1]).getResult());
         });
+  }
+
+  /// The polynomial methods' run-time certificate (docs/Spec.md §11), in
+  /// f64: β̂ = |s|·max‖q‖·max‖k‖ ≥ max|ℓ| (Cauchy–Schwarz; RoPE is a
+  /// rotation) from the squared row norms of q, k : [P, N, D] in t, enlarged
+  /// by the rounding of those sums ((D + 2)·u relative each).
+  Value logitBound(Value q, Value k, Type t, int64_t d, double scale) {
+    Type f64 = b.getF64Type();
+    auto norm = [&](Value x) -> Value {
+      Value sq =
+          tensor::ExtractOp::create(b, loc, maxSquaredNorm(x, t), ValueRange{});
+      if (!t.isF64())
+        sq = arith::ExtFOp::create(b, loc, f64, sq);
+      return math::SqrtOp::create(b, loc, sq);
+    };
+    double u = t.isF64() ? 0x1p-53 : 0x1p-24;
+    double slack = 1.0 + 2.0 * (d + 2) * u;
+    return arith::MulFOp::create(
+        b, loc, arith::MulFOp::create(b, loc, norm(q), norm(k)),
+        flt(f64, std::abs(scale) * slack));
+  }
+
+  /// The index of the first range in `betaMax` (candidates in order of cost)
+  /// with β̂ ≤ betaMax[i], else betaMax.size() (the exact method).
+  Value selectCovering(Value beta, ArrayRef<double> betaMax) {
+    Value sel = idx(betaMax.size());
+    for (int64_t i = betaMax.size() - 1; i >= 0; --i) {
+      Value ok = arith::CmpFOp::create(b, loc, arith::CmpFPredicate::OLE, beta,
+                                       flt(b.getF64Type(), betaMax[i]));
+      sel = arith::SelectOp::create(b, loc, ok, idx(i), sel);
+    }
+    return sel;
   }
 
   Value matmul(Value a, Value bb, Value c, ArrayRef<AffineMap> maps) {
