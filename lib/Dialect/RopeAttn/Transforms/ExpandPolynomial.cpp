@@ -60,12 +60,7 @@ constexpr IteratorType kRed = IteratorType::reduction;
 
 using B = TensorBuilder;
 
-AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
-  SmallVector<AffineExpr> e;
-  for (unsigned r : res)
-    e.push_back(getAffineDimExpr(r, ctx));
-  return AffineMap::get(dims, 0, e, ctx);
-}
+constexpr auto amap = &TensorBuilder::dimMap;
 
 } // namespace
 
@@ -377,6 +372,23 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   return {p3.getResult(0), p3.getResult(1)};
 }
 
+/// s·w ⊙ (dP − D) over [rows, cols] (D per row): the softmax backward of
+/// the exact partial blocks, with w the (normalized or not) weights.
+Value scaledDs(B &bb, Value w, Value d, Value dp, Type t, double scale) {
+  MLIRContext *ctx = bb.b.getContext();
+  return bb.generic(
+      ValueRange{w, d}, dp,
+      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
+      {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value diff = arith::SubFOp::create(b2, l2, a[2], a[1]);
+        Value m = arith::MulFOp::create(b2, l2, a[0], diff);
+        Value s =
+            arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, scale));
+        linalg::YieldOp::create(
+            b2, l2, arith::MulFOp::create(b2, l2, m, s).getResult());
+      });
+}
+
 /// xᵀ for a 2-d tensor [a, b] → [b, a].
 Value transpose2d(B &bb, Value x, OpFoldResult rows, OpFoldResult cols,
                   Type t) {
@@ -537,19 +549,7 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
           });
       Value dp = bb.matmul(dOt, vl, bb.filled({rows, cols}, t, 0.0), transB());
       // dS' = s·e ⊙ (dP − D).
-      Value ds = bb.generic(
-          ValueRange{e, dd}, dp,
-          {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
-          {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
-            Value diff = arith::SubFOp::create(b2, l2, a[2], a[1]);
-            Value m = arith::MulFOp::create(b2, l2, a[0], diff);
-            linalg::YieldOp::create(
-                b2, l2,
-                arith::MulFOp::create(b2, l2, m,
-                                      arith::ConstantOp::create(
-                                          b2, l2, t, b2.getFloatAttr(t, scale)))
-                    .getResult());
-          });
+      Value ds = scaledDs(bb, e, dd, dp, t, scale);
       dq = bb.matmul(ds, kl, dq, plain());
     }
     dq = divRows(bb, dq, z, t);
@@ -684,23 +684,7 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
                   Value dvN = h.matmul(a, dOt, it[1], transA());
                   Value dp = h.matmul(dOt, vt, h.filled({rows, cols}, t, 0.0),
                                       transB());
-                  Value ds = h.generic(
-                      ValueRange{a, dt}, dp,
-                      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}),
-                       amap(ctx, 2, {0, 1})},
-                      {kPar, kPar},
-                      [&](OpBuilder &b2, Location l2, ValueRange av) {
-                        Value diff =
-                            arith::SubFOp::create(b2, l2, av[2], av[1]);
-                        Value m = arith::MulFOp::create(b2, l2, av[0], diff);
-                        linalg::YieldOp::create(
-                            b2, l2,
-                            arith::MulFOp::create(
-                                b2, l2, m,
-                                arith::ConstantOp::create(
-                                    b2, l2, t, b2.getFloatAttr(t, scale)))
-                                .getResult());
-                      });
+                  Value ds = scaledDs(h, a, dt, dp, t, scale);
                   Value dkN = h.matmul(ds, qt, it[0], transA());
                   scf::YieldOp::create(hb, hl, ValueRange{dkN, dvN});
                 });

@@ -52,12 +52,7 @@ constexpr IteratorType kPar = IteratorType::parallel;
 constexpr IteratorType kRed = IteratorType::reduction;
 using B = TensorBuilder;
 
-AffineMap amap(MLIRContext *ctx, unsigned dims, ArrayRef<unsigned> res) {
-  SmallVector<AffineExpr> e;
-  for (unsigned r : res)
-    e.push_back(getAffineDimExpr(r, ctx));
-  return AffineMap::get(dims, 0, e, ctx);
-}
+constexpr auto amap = &TensorBuilder::dimMap;
 
 struct Shape {
   int64_t batch, hq, hk, group, n, m, d, dv, bhq, bhk;

@@ -91,6 +91,15 @@ struct TensorBuilder {
   }
 
   /// C += A·B with indexing maps over (i, j, k) chosen by the caller.
+  /// (d_0, …, d_{dims−1}) → (d_res[0], …): a projection/permutation map.
+  static AffineMap dimMap(MLIRContext *ctx, unsigned dims,
+                          ArrayRef<unsigned> res) {
+    SmallVector<AffineExpr> e;
+    for (unsigned r : res)
+      e.push_back(getAffineDimExpr(r, ctx));
+    return AffineMap::get(dims, 0, e, ctx);
+  }
+
   /// max over all rows of Σ_d x² for x : [P, N, D] (static P, N), as a 0-d
   /// tensor in t: the squared-norm half of the polynomial methods' run-time
   /// certificate β̂ (docs/Spec.md §11).
@@ -98,10 +107,7 @@ struct TensorBuilder {
     MLIRContext *ctx = b.getContext();
     auto type = cast<RankedTensorType>(x.getType());
     auto map = [&](unsigned dims, ArrayRef<unsigned> res) {
-      SmallVector<AffineExpr> e;
-      for (unsigned r : res)
-        e.push_back(getAffineDimExpr(r, ctx));
-      return AffineMap::get(dims, 0, e, ctx);
+      return dimMap(ctx, dims, res);
     };
     using utils::IteratorType;
     // Σ_d first (per row), then max: one generic would mix max and sum.
