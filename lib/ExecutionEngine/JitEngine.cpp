@@ -25,6 +25,8 @@
 #include "llvm/Target/TargetMachine.h"
 #include "llvm/TargetParser/Host.h"
 
+#include <cstdlib>
+
 #include <algorithm>
 #include <mutex>
 
@@ -118,7 +120,10 @@ llvm::Expected<std::unique_ptr<ExecutionEngine>> ropeattn::createJitEngine(
   options.jitCodeGenOptLevel = codeGenLevel;
   options.sharedLibPaths = libRefs;
   options.enableGDBNotificationListener = false;
-  options.enablePerfNotificationListener = false;
+  // ROPEATTN_JIT_PERF=1 writes a jitdump for `perf inject --jit`, so that
+  // profiles name the generated functions (docs/Design.md, "Profiling").
+  options.enablePerfNotificationListener =
+      std::getenv("ROPEATTN_JIT_PERF") != nullptr;
   auto engine =
       ExecutionEngine::create(module, options, std::move(*targetMachine));
   if (!engine)

@@ -16,7 +16,28 @@
 #include "mlir/Pass/PassRegistry.h"
 #include "mlir/Transforms/Passes.h"
 
+#include "llvm/TargetParser/Host.h"
+
 using namespace mlir;
+
+/// (vector bits, max rows) of the skinny-matmul kernels for the pipeline's
+/// `vector-bits` option: rows = 0 turns them off. The row bound keeps the
+/// accumulators plus the loaded vector and a broadcast in the register file:
+/// 32 vector registers with AVX-512, 16 with AVX2.
+static std::pair<int64_t, int64_t> skinnyKernelShape(int64_t option) {
+  if (option < 0)
+    return {0, 0};
+  if (option == 0) {
+    llvm::StringMap<bool> features = llvm::sys::getHostCPUFeatures();
+    if (features.lookup("avx512f"))
+      option = 512;
+    else if (features.lookup("avx2") && features.lookup("fma"))
+      option = 256;
+    else
+      return {0, 0};
+  }
+  return {option, option >= 512 ? 24 : 12};
+}
 
 void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
                                        const LowerToCPUOptions &options) {
@@ -73,6 +94,12 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   upstream += options.parallel
                   ? "scf-forall-to-parallel,convert-scf-to-openmp,canonicalize,"
                   : "scf-forall-to-for,";
+  // Products with a few output rows (the polynomial method's value columns)
+  // get register-blocked vector loops; BLAS takes the rest.
+  if (auto [bits, rows] = skinnyKernelShape(options.vectorBits); rows > 0)
+    upstream +=
+        "ropeattn-vectorize-skinny-matmul{max-rows=" + std::to_string(rows) +
+        " vector-bits=" + std::to_string(bits) + "},";
   if (options.useBlas)
     upstream += "ropeattn-matmul-to-blas,";
   upstream +=

@@ -89,4 +89,58 @@ def RopeAttnMatmulToBlas : Pass<"ropeattn-matmul-to-blas", "::mlir::ModuleOp"> {
                            "::mlir::arith::ArithDialect"];
 }
 
+def RopeAttnVectorizeSkinnyMatmul : Pass<"ropeattn-vectorize-skinny-matmul"> {
+  let summary = "register-blocked vector kernels for matmuls with a few output rows";
+  let description = [{
+    Rewrites `linalg.matmul` on memrefs of f32/f64 of the form
+
+    ```
+    C[i, j] += Σ_k L(i, k) · R[k, j]      i < n, n static and <= max-rows
+    ```
+
+    with L indexed (k, i) or (i, k) and C, R of unit stride along j, into
+    an scf loop over column tiles of `vector-bits / bitwidth` columns: n
+    vector accumulators, one vector load of R per k feeding n fused
+    multiply-adds with broadcast elements of L, one (masked, for the last
+    tile) read-modify-write of C per tile. The polynomial method's products
+    with the Dv + 1 value columns have this shape (docs/Design.md, "Skinny
+    products"): BLAS packs the long operand for a few FLOPs per element
+    there, this kernel reads it once and is bound by the FMA units.
+
+    ```mlir
+    linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (k, i)>,
+                                   affine_map<(i, j, k) -> (k, j)>,
+                                   affine_map<(i, j, k) -> (i, j)>]
+        ins(%l, %r : memref<?x17xf32>, memref<?x?xf32>)
+        outs(%c : memref<17x?xf32>)
+    // becomes
+    scf.for %j0 = %c0 to %full step %c16 {
+      %acc:17 = scf.for %k = %c0 to %K step %c1 iter_args(...) {
+        %a = vector.load %r[%k, %j0] : memref<?x?xf32>, vector<16xf32>
+        %s = memref.load %l[%k, %c0] : memref<?x17xf32>
+        %b = vector.broadcast %s : f32 to vector<16xf32>
+        %f = vector.fma %a, %b, %acc0 : vector<16xf32>
+        ...
+      }
+      // C[i, j0:j0+16] += %acc#i
+    }
+    scf.if %has_remainder { ... the same with vector.maskedload/store ... }
+    ```
+
+    Other matmuls are left alone (for ropeattn-matmul-to-blas or the loop
+    lowering). `max-rows` = 0 disables the pass.
+  }];
+  let options = [
+    Option<"maxRows", "max-rows", "int64_t", /*default=*/"24",
+           "Largest static row count n of C rewritten (n vector accumulators "
+           "must fit the register file)">,
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"512",
+           "Vector register width in bits (512: AVX-512, 256: AVX2)">,
+  ];
+  let dependentDialects = ["::mlir::arith::ArithDialect",
+                           "::mlir::memref::MemRefDialect",
+                           "::mlir::scf::SCFDialect",
+                           "::mlir::vector::VectorDialect"];
+}
+
 #endif // ROPEATTN_CODEGEN_PASSES_TD

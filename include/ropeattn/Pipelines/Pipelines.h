@@ -73,6 +73,13 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
       *this, "parallel",
       llvm::cl::desc("Run scf.forall/scf.parallel loops with OpenMP"),
       llvm::cl::init(true)};
+  PassOptions::Option<int64_t> vectorBits{
+      *this, "vector-bits",
+      llvm::cl::desc("Vector width of the skinny-matmul kernels "
+                     "(ropeattn-vectorize-skinny-matmul): 512, 256, 0 = the "
+                     "host's (512 with AVX-512F, 256 with AVX2+FMA, else "
+                     "off), -1 = off (BLAS for every product)"),
+      llvm::cl::init(0)};
 };
 
 /// ropeattn (and linalg/tensor) IR on tensors → LLVM dialect for the host CPU.

@@ -99,10 +99,16 @@ struct Shape {
 };
 
 /// φ(x)ᵀ : [R, rows] for x : [rows, D] in T, through ropeattn.poly_features.
+///
+/// The feature-major layout vectorizes the feature generation over rows, and
+/// every product with the Dv + 1 value columns is built as C[w, ·] +=
+/// Σ L(w, ·)·φᵀ, which ropeattn-vectorize-skinny-matmul turns into a
+/// register-blocked loop (docs/Design.md, "Skinny products"): over the rows
+/// of φᵀ when the rows of x are the output columns (queries), over blocks of
+/// φᵀ transposed in registers when the features are (key states).
 Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
                double scale, int64_t rank) {
   auto xt = cast<RankedTensorType>(x.getType());
-  // Transposed (feature-major) layout [R, rows]: vectorizes over rows.
   auto type =
       RankedTensorType::get({rank, xt.getDimSize(0)}, xt.getElementType());
   return PolyFeaturesOp::create(
@@ -111,14 +117,14 @@ Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
       bb.b.getUnitAttr());
 }
 
-/// Builds the chunk states [heads, slots + 1, r, w]: the chunks 0..nChunks-1
+/// Builds the chunk states [heads, slots + 1, w, r]: the chunks 0..nChunks-1
 /// are split into `slots` groups of consecutive chunks; group p's sum of
-/// `contrib` (one [r, w] term per chunk, computed in parallel over heads and
+/// `contrib` (one [w, r] term per chunk, computed in parallel over heads and
 /// groups) is then scanned over the groups, sequentially per head:
 ///   forward: slot c = Σ_{groups p < c} (slot 0 = 0);
 ///   reverse: slot c = Σ_{groups p ≥ c} (slot `slots` = 0).
 Value scanStates(
-    B &bb, int64_t heads, int64_t nChunks, int64_t slots, int64_t r, int64_t w,
+    B &bb, int64_t heads, int64_t nChunks, int64_t slots, int64_t w, int64_t r,
     Type t, bool reverse,
     function_ref<Value(B &, Value head, Value chunk, Value acc)> contrib) {
   OpBuilder &b = bb.b;
@@ -127,7 +133,7 @@ Value scanStates(
   auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
   OpFoldResult zero = ia(0), one = ia(1);
   int64_t per = (nChunks + slots - 1) / slots;
-  Value states = bb.filled({ia(heads), ia(slots + 1), ia(r), ia(w)}, t, 0.0);
+  Value states = bb.filled({ia(heads), ia(slots + 1), ia(w), ia(r)}, t, 0.0);
   auto p1 = scf::ForallOp::create(b, loc,
                                   ArrayRef<OpFoldResult>{ia(heads), ia(slots)},
                                   ValueRange{states}, std::nullopt);
@@ -137,7 +143,7 @@ Value scanStates(
     Value uu = p1.getInductionVar(0), pp = p1.getInductionVar(1);
     Value c0 = bb.min(bb.mul(pp, bb.idx(per)), bb.idx(nChunks));
     Value c1 = bb.min(bb.add(c0, bb.idx(per)), bb.idx(nChunks));
-    Value acc0 = bb.filled({ia(r), ia(w)}, t, 0.0);
+    Value acc0 = bb.filled({ia(w), ia(r)}, t, 0.0);
     auto group = scf::ForOp::create(
         b, loc, c0, c1, bb.idx(1), ValueRange{acc0},
         [&](OpBuilder &gb, Location gl, Value cc, ValueRange it) {
@@ -149,7 +155,7 @@ Value scanStates(
     tensor::ParallelInsertSliceOp::create(
         b, loc, group.getResult(0), p1.getRegionIterArgs()[0],
         ArrayRef<OpFoldResult>{uu, slot, zero, zero},
-        ArrayRef<OpFoldResult>{one, one, ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, one, ia(w), ia(r)},
         ArrayRef<OpFoldResult>{one, one, one, one});
   }
   states = p1.getResult(0);
@@ -162,7 +168,7 @@ Value scanStates(
     b.setInsertionPointToStart(p2.getBody());
     Value uu = p2.getInductionVar(0);
     Value mine = bb.slice(p2.getRegionIterArgs()[0], {uu, zero, zero, zero},
-                          {one, ia(slots + 1), ia(r), ia(w)}, 1);
+                          {one, ia(slots + 1), ia(w), ia(r)}, 1);
     auto scan = scf::ForOp::create(
         b, loc, bb.idx(0), bb.idx(slots), bb.idx(1), ValueRange{mine},
         [&](OpBuilder &sb, Location sl, Value ii, ValueRange it) {
@@ -172,8 +178,8 @@ Value scanStates(
           Value from = reverse ? s.sub(s.idx(slots), ii) : ii;
           Value to = reverse ? s.sub(from, s.idx(1)) : s.add(ii, s.idx(1));
           Value prev =
-              s.slice(it[0], {from, zero, zero}, {one, ia(r), ia(w)}, 1);
-          Value cur = s.slice(it[0], {to, zero, zero}, {one, ia(r), ia(w)}, 1);
+              s.slice(it[0], {from, zero, zero}, {one, ia(w), ia(r)}, 1);
+          Value cur = s.slice(it[0], {to, zero, zero}, {one, ia(w), ia(r)}, 1);
           Value sum = s.generic(
               prev, cur, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})},
               {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
@@ -182,21 +188,36 @@ Value scanStates(
                     arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
               });
           Value next =
-              s.insert(sum, it[0], {to, zero, zero}, {one, ia(r), ia(w)});
+              s.insert(sum, it[0], {to, zero, zero}, {one, ia(w), ia(r)});
           scf::YieldOp::create(sb, sl, next);
         });
     b.setInsertionPointToStart(p2.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
         b, loc, scan.getResult(0), p2.getRegionIterArgs()[0],
         ArrayRef<OpFoldResult>{uu, zero, zero, zero},
-        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(r), ia(w)},
+        ArrayRef<OpFoldResult>{one, ia(slots + 1), ia(w), ia(r)},
         ArrayRef<OpFoldResult>{one, one, one, one});
   }
   return p2.getResult(0);
 }
 
-/// The key states of the forward, [BHk, slots + 1, r, Dv + 1] (slot c = the
-/// sum of Φ_K(k_j)ᵀ·[v_j | 1] over the first c groups of key chunks), and
+/// xᵀ for a 2-d tensor [a, b] → [b, a].
+Value transpose2d(B &bb, Value x, OpFoldResult rows, OpFoldResult cols,
+                  Type t) {
+  MLIRContext *ctx = bb.b.getContext();
+  return bb.generic(ValueRange{x}, bb.empty({cols, rows}, t),
+                    {amap(ctx, 2, {1, 0}), amap(ctx, 2, {0, 1})}, {kPar, kPar},
+                    [&](OpBuilder &b2, Location l2, ValueRange a) {
+                      linalg::YieldOp::create(b2, l2, a[0]);
+                    });
+}
+
+/// Keys per feature block of the key-state products (docs/Design.md,
+/// "Skinny products").
+constexpr int64_t kKeyRows = 64;
+
+/// The key states of the forward, [BHk, slots + 1, Dv + 1, r] (slot c = the
+/// sum of [v_j | 1]ᵀ·Φ_K(k_j) over the first c groups of key chunks), and
 /// U = [v | 1] : [BHk, M, Dv + 1]. Causal: one chunk per group (the queries
 /// need every chunk boundary); non-causal: at most 8 groups, enough
 /// parallelism without a state per chunk.
@@ -213,17 +234,29 @@ std::pair<Value, Value> buildKeyStates(B &bb, const Shape &sh, Value k, Value v,
   u = bb.insert(v, u, {zero, zero, zero}, {ia(sh.bhk), ia(sh.m), ia(sh.dv)});
   int64_t slots = sh.causal ? nk : std::min<int64_t>(nk, 8);
   Value states = scanStates(
-      bb, sh.bhk, nk, slots, r, w, sh.t, /*reverse=*/false,
+      bb, sh.bhk, nk, slots, w, r, sh.t, /*reverse=*/false,
       [&](B &g, Value uu, Value cc, Value acc) {
         Value j0 = g.mul(cc, g.idx(chunk));
-        Value len = g.min(g.idx(chunk), g.sub(g.idx(sh.m), j0));
-        Value kc = g.slice(k, {uu, j0, zero}, {one, len, ia(sh.d)}, 1);
-        Value uc = g.slice(u, {uu, j0, zero}, {one, len, ia(w)}, 1);
-        Value phi = features(g, kc, c, PolySide::Key, sh.scale, r);
-        // acc(a, w) += Σ_j Φᵀ(a, j)·U(j, w): a plain matmul over (a, w, j).
-        return g.matmul(
-            phi, uc, acc,
-            {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+        Value end = g.min(g.add(j0, g.idx(chunk)), g.idx(sh.m));
+        // Sub-chunks of kKeyRows keys: Φ stays in cache from its generation
+        // (feature-major, vectorized over the keys) through its transpose
+        // to the product.
+        auto sub = scf::ForOp::create(
+            g.b, g.loc, j0, end, g.idx(kKeyRows), ValueRange{acc},
+            [&](OpBuilder &sb, Location sl, Value js, ValueRange it) {
+              B x{sb, sl};
+              Value len = x.min(x.idx(kKeyRows), x.sub(end, js));
+              Value kc = x.slice(k, {uu, js, zero}, {one, len, ia(sh.d)}, 1);
+              Value uc = x.slice(u, {uu, js, zero}, {one, len, ia(w)}, 1);
+              Value phiT = features(x, kc, c, PolySide::Key, sh.scale, r);
+              // acc(w, a) += Σ_j U(j, w)·Φᵀ(a, j): over (w, a, j).
+              scf::YieldOp::create(
+                  sb, sl,
+                  x.matmul(uc, phiT, it[0],
+                           {amap(ctx, 3, {2, 0}), amap(ctx, 3, {1, 2}),
+                            amap(ctx, 3, {0, 1})}));
+            });
+        return sub.getResult(0);
       });
   return {states, u};
 }
@@ -308,12 +341,12 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
   Value phiQ = features(bb, qt, c, PolySide::Query, sh.scale, r);
   Value cf = fullyVisibleChunks(bb, sh, i0, chunk, slots);
   Value state =
-      bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
-  Value nm = bb.filled({rows, ia(w)}, sh.t, 0.0);
-  // Nm(i, w) += Σ_a Φ_Qᵀ(a, i)·S(a, w): A transposed, over (i, w, a).
+      bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(w), ia(r)}, 2);
+  Value nm = bb.filled({ia(w), rows}, sh.t, 0.0);
+  // Nmᵀ(w, i) += Σ_a S(w, a)·Φ_Qᵀ(a, i): over (w, i, a).
   nm = bb.matmul(
-      phiQ, state, nm,
-      {amap(ctx, 3, {2, 0}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+      state, phiQ, nm,
+      {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
   if (sh.causal) {
     // Exact exponentials for the partially visible keys [cf·C, kEnd).
     Value kStart = bb.min(bb.mul(cf, bb.idx(chunk)), bb.idx(sh.m));
@@ -324,18 +357,19 @@ std::pair<Value, Value> buildPolyForward(B &bb, const Shape &sh, Value q,
     Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
     Value ul = bb.slice(u, {kvh, kStart, zero}, {one, cols, ia(w)}, 1);
     Value e = exactWeights(bb, sh, qt, kl, i0, kStart, rows, cols);
+    // Nmᵀ(w, i) += Σ_j U(j, w)·e(i, j): over (w, i, j).
     nm = bb.matmul(
-        e, ul, nm,
-        {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}), amap(ctx, 3, {0, 1})});
+        ul, e, nm,
+        {amap(ctx, 3, {2, 0}), amap(ctx, 3, {1, 2}), amap(ctx, 3, {0, 1})});
   }
   // O = Nm[:, :Dv] / Nm[:, Dv] and lse = log Nm[:, Dv] (0 / −∞ on empty rows).
-  Value den = bb.slice(nm, {zero, ia(sh.dv)}, {rows, one}, 0);
+  Value den = bb.slice(nm, {ia(sh.dv), zero}, {one, rows}, 0);
   Value denFlat = tensor::CollapseShapeOp::create(
       b, loc, den, ArrayRef<ReassociationIndices>{{0, 1}});
-  Value num = bb.slice(nm, {zero, zero}, {rows, ia(sh.dv)}, 0);
+  Value num = bb.slice(nm, {zero, zero}, {ia(sh.dv), rows}, 0);
   Value oT = bb.generic(
       ValueRange{num, denFlat}, bb.empty({rows, ia(sh.dv)}, sh.t),
-      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
+      {amap(ctx, 2, {1, 0}), amap(ctx, 2, {0}), amap(ctx, 2, {0, 1})},
       {kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
         Value z =
             arith::ConstantOp::create(b2, l2, sh.t, b2.getFloatAttr(sh.t, 0.0));
@@ -387,17 +421,6 @@ Value scaledDs(B &bb, Value w, Value d, Value dp, Type t, double scale) {
         linalg::YieldOp::create(
             b2, l2, arith::MulFOp::create(b2, l2, m, s).getResult());
       });
-}
-
-/// xᵀ for a 2-d tensor [a, b] → [b, a].
-Value transpose2d(B &bb, Value x, OpFoldResult rows, OpFoldResult cols,
-                  Type t) {
-  MLIRContext *ctx = bb.b.getContext();
-  return bb.generic(ValueRange{x}, bb.empty({cols, rows}, t),
-                    {amap(ctx, 2, {1, 0}), amap(ctx, 2, {0, 1})}, {kPar, kPar},
-                    [&](OpBuilder &b2, Location l2, ValueRange a) {
-                      linalg::YieldOp::create(b2, l2, a[0]);
-                    });
 }
 
 /// x / z per row (0 where z = 0): x [rows, cols], z [rows].
@@ -462,6 +485,10 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
     return SmallVector<AffineMap>{amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}),
                                   amap(ctx, 3, {0, 1})};
   };
+  auto transAB = [&] {
+    return SmallVector<AffineMap>{amap(ctx, 3, {2, 0}), amap(ctx, 3, {1, 2}),
+                                  amap(ctx, 3, {0, 1})};
+  };
   auto kvHeadOf = [&](B &x, Value bh) {
     return x.add(x.mul(x.div(bh, x.idx(sh.hq)), x.idx(sh.hk)),
                  x.div(x.rem(bh, x.idx(sh.hq)), x.idx(sh.group)));
@@ -492,13 +519,12 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
     Value phiQ = features(bb, qt, c, PolySide::Query, scale, r);
     Value cf = fullyVisibleChunks(bb, sh, i0, chunk, slotsK);
     Value state =
-        bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(r), ia(w)}, 2);
-    // Ẑ (polynomial part) = Φ_Qᵀ·KV[:, Dv].
-    Value zcol =
-        bb.matmul(phiQ, bb.slice(state, {zero, ia(sh.dv)}, {ia(r), one}, 0),
-                  bb.filled({rows, one}, t, 0.0), transA());
+        bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(w), ia(r)}, 2);
+    // Ẑ (polynomial part) = KV[Dv, :]·Φ_Qᵀ.
+    Value zrow = bb.matmul(bb.slice(state, {ia(sh.dv), zero}, {one, ia(r)}, 0),
+                           phiQ, bb.filled({one, rows}, t, 0.0), plain());
     Value z = tensor::CollapseShapeOp::create(
-        b, loc, zcol, ArrayRef<ReassociationIndices>{{0, 1}});
+        b, loc, zrow, ArrayRef<ReassociationIndices>{{0, 1}});
     // D_i = dO_i·o_i.
     Value dd = bb.generic(
         ValueRange{dOt, ot}, bb.filled({rows}, t, 0.0),
@@ -508,7 +534,7 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
           linalg::YieldOp::create(
               b2, l2, arith::AddFOp::create(b2, l2, m, a[2]).getResult());
         });
-    // G = [dO | −D] and Wᵀ = KV·Gᵀ : [r, rows]; dqᵀ = J_φQᵀ·W.
+    // G = [dO | −D] and Wᵀ = KVᵀ·Gᵀ : [r, rows]; dqᵀ = J_φQᵀ·W.
     Value gm = bb.insert(dOt, bb.empty({rows, ia(w)}, t), {zero, zero},
                          {rows, ia(sh.dv)});
     Value negD = bb.generic(
@@ -523,7 +549,10 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
         ArrayRef<ReassociationIndices>{{0, 1}},
         ArrayRef<OpFoldResult>{rows, one});
     gm = bb.insert(negDcol, gm, {zero, ia(sh.dv)}, {rows, one});
-    Value wt = bb.matmul(state, gm, bb.filled({ia(r), rows}, t, 0.0), transB());
+    // Depth Dv + 1: R = Gᵀ [w, rows], contiguous along the output columns.
+    Value gmT = transpose2d(bb, gm, rows, ia(w), t);
+    Value wt =
+        bb.matmul(state, gmT, bb.filled({ia(r), rows}, t, 0.0), transA());
     auto dqTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
     Value dqT = PolyFeaturesGradOp::create(
         b, loc, dqTType, qt, wt, b.getDenseF64ArrayAttr(c),
@@ -598,7 +627,7 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
   // Query states, reverse-scanned over query chunks: slot t = Σ over the
   // query chunks ≥ t of Σ_{group heads} Φ_Q(q)ᵀ·Gs.
   Value qstates = scanStates(
-      bb, sh.bhk, nq, slotsQ, r, w, t, /*reverse=*/true,
+      bb, sh.bhk, nq, slotsQ, w, r, t, /*reverse=*/true,
       [&](B &x, Value uu, Value cc, Value acc) {
         Value i0 = x.mul(cc, x.idx(chunk));
         Value rows = rowsOf(x, i0);
@@ -612,7 +641,9 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
               Value qt = h.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
               Value gt = h.slice(gs, {bh, i0, zero}, {one, rows, ia(w)}, 1);
               Value phiQ = features(h, qt, c, PolySide::Query, scale, r);
-              scf::YieldOp::create(hb, hl, h.matmul(phiQ, gt, it[0], plain()));
+              // acc(w, a) += Σ_i Gs(i, w)·Φ_Qᵀ(a, i).
+              scf::YieldOp::create(hb, hl,
+                                   h.matmul(gt, phiQ, it[0], transAB()));
             });
         return loop.getResult(0);
       });
@@ -642,12 +673,14 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
       qStart = bb.min(bb.max(qStart, bb.idx(0)), bb.idx(nq));
     }
     Value st = bb.slice(qstates, {uu, qStart, zero, zero},
-                        {one, one, ia(r), ia(w)}, 2);
+                        {one, one, ia(w), ia(r)}, 2);
     Value phiK = features(bb, kt, c, PolySide::Key, scale, r);
-    Value dv =
-        bb.matmul(phiK, bb.slice(st, {zero, zero}, {ia(r), ia(sh.dv)}, 0),
-                  bb.filled({cols, ia(sh.dv)}, t, 0.0), transA());
-    Value wkt = bb.matmul(st, ut, bb.filled({ia(r), cols}, t, 0.0), transB());
+    // dvᵀ(c, j) = Σ_a SQ(c, a)·Φ_Kᵀ(a, j).
+    Value dvT = bb.matmul(bb.slice(st, {zero, zero}, {ia(sh.dv), ia(r)}, 0),
+                          phiK, bb.filled({ia(sh.dv), cols}, t, 0.0), plain());
+    Value dv = transpose2d(bb, dvT, ia(sh.dv), cols, t);
+    Value utT = transpose2d(bb, ut, cols, ia(w), t);
+    Value wkt = bb.matmul(st, utT, bb.filled({ia(r), cols}, t, 0.0), transA());
     auto dkTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
     Value dkT = PolyFeaturesGradOp::create(
         b, loc, dkTType, kt, wkt, b.getDenseF64ArrayAttr(c),

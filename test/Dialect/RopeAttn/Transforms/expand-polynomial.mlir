@@ -7,6 +7,8 @@
 // β̂ = |s|·max‖q‖·max‖k‖ (s = 1/√4 = 0.5, times the rounding slack
 // 1 + 2·(D + 2)·2^-24) is computed from the squared row norms; the switch runs
 // the cheapest candidate with β̂ ≤ B_g, else the exact method.
+// CHECK-DAG: #[[$MKW:map[0-9]*]] = affine_map<(d0, d1, d2) -> (d2, d0)>
+// CHECK-DAG: #[[$MJK:map[0-9]*]] = affine_map<(d0, d1, d2) -> (d1, d2)>
 // CHECK-LABEL: func @noncausal
 // CHECK-DAG: %[[B1:.*]] = arith.constant 6.250000e-02 : f64
 // CHECK-DAG: %[[B2:.*]] = arith.constant 2.500000e-01 : f64
@@ -31,7 +33,15 @@
 // CHECK: case 2 {
 // CHECK: -> tensor<35x?xf32>
 // CHECK: case 3 {
-// CHECK: -> tensor<70x?xf32>
+// The products with the Dv + 1 = 5 value columns have those as their output
+// rows (for ropeattn-vectorize-skinny-matmul): the key states [5, 70] +=
+// Σ_j U(j, w)·Φ_Kᵀ(a, j) over blocks of 64 keys, then Nmᵀ [5, rows] =
+// S·Φ_Qᵀ.
+// CHECK: scf.for %{{.*}} = %{{.*}} to %{{.*}} step %c64
+// CHECK: %[[PK:.*]] = ropeattn.poly_features {{.*}} side key transposed {{.*}} -> tensor<70x?xf32>
+// CHECK: linalg.matmul indexing_maps = [#[[$MKW]], #[[$MJK]], #{{map[0-9]*}}] ins(%{{.*}}, %[[PK]] : tensor<?x5xf32>, tensor<70x?xf32>) outs(%{{.*}} : tensor<5x70xf32>)
+// CHECK: %[[PQ:.*]] = ropeattn.poly_features {{.*}} side query transposed {{.*}} -> tensor<70x?xf32>
+// CHECK: linalg.matmul ins(%{{.*}}, %[[PQ]] : tensor<5x70xf32>, tensor<70x?xf32>) outs(%{{.*}} : tensor<5x?xf32>)
 // CHECK: default {
 // CHECK: ropeattn.attention %{{.*}}, %{{.*}}, %{{.*}} method exact
 // CHECK: return %[[R]]#0, %[[R]]#1
