@@ -18,8 +18,8 @@
 
 #include "llvm/ADT/DenseMap.h"
 
-#include <cmath>
 #include "llvm/Support/MathExtras.h"
+#include <cmath>
 #include <optional>
 
 using namespace mlir;
@@ -43,8 +43,7 @@ struct Table {
 };
 
 /// The pairs (first, second) of a layout with r rotated dims.
-SmallVector<std::pair<int64_t, int64_t>> pairsOf(RopeLayout layout,
-                                                 int64_t r) {
+SmallVector<std::pair<int64_t, int64_t>> pairsOf(RopeLayout layout, int64_t r) {
   SmallVector<std::pair<int64_t, int64_t>> out;
   for (int64_t a = 0; a < r / 2; ++a)
     out.push_back(layout == RopeLayout::Half
@@ -61,8 +60,7 @@ struct RecognizeRotationFamily : OpRewritePattern<GeneralAttentionOp> {
     DenseElementsAttr attr;
     if (!matchPattern(op.getWeights(), m_Constant(&attr)))
       return rewriter.notifyMatchFailure(op, "weights are not a constant");
-    RankedTensorType qT = op.getQuery().getType(),
-                     kT = op.getKey().getType();
+    RankedTensorType qT = op.getQuery().getType(), kT = op.getKey().getType();
     if (!qT.hasStaticShape() || !kT.hasStaticShape())
       return rewriter.notifyMatchFailure(op, "dynamic shapes");
     int64_t rank = qT.getRank();
@@ -153,10 +151,10 @@ struct RecognizeRotationFamily : OpRewritePattern<GeneralAttentionOp> {
     }
 
     Type et = wT.getElementType();
-    double u = et.isF64()    ? 0x1p-53
-               : et.isF32()  ? 0x1p-24
-               : et.isF16()  ? 0x1p-11
-                             : 0x1p-8;
+    double u = et.isF64()   ? 0x1p-53
+               : et.isF32() ? 0x1p-24
+               : et.isF16() ? 0x1p-11
+                            : 0x1p-8;
     bool causal = op.getCausal();
     auto verifies = [&](double base) {
       for (int64_t h = 0; h < tab.heads; ++h)
@@ -197,10 +195,9 @@ struct RecognizeRotationFamily : OpRewritePattern<GeneralAttentionOp> {
       return rewriter.notifyMatchFailure(op, "not the rotation family");
 
     MLIRContext *ctx = op.getContext();
-    RopeAttr rope = RopeAttr::get(ctx, r >= 4 ? *base : 10000.0, *layout,
-                                  r == d ? std::nullopt
-                                         : std::optional<int64_t>(r),
-                                  0);
+    RopeAttr rope =
+        RopeAttr::get(ctx, r >= 4 ? *base : 10000.0, *layout,
+                      r == d ? std::nullopt : std::optional<int64_t>(r), 0);
     // `toeplitz` asked for the FFT form; pre-rotation makes it moot.
     MethodAttr method;
     if (op.getMethod() && *op.getMethod() == Method::Exact)

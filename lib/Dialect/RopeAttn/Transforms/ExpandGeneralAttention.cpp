@@ -12,10 +12,10 @@
 //
 // (multinomial theorem), so with U = [v | 1], W' = Dv + 1:
 //
-//   u_m[i] = Π_t q̂_it^{m_t},  v_m[j] = Π_t k̂_jt^{m_t},  t_m(δ) = Π_t w_t(δ)^{m_t}
-//   X[m, j, c] = v_m[j]·U[j, c],  Y[m] = Toeplitz(t_m)·X[m]  (causal: masked)
-//   Nm[i, c] = Σ_m coef_m·u_m[i]·Y[m, i, c],  coef_m = c_|m| s^|m| (|m| choose m)
-//   O = Nm[:, :Dv] / Nm[:, Dv],  lse = log Nm[:, Dv]
+//   u_m[i] = Π_t q̂_it^{m_t},  v_m[j] = Π_t k̂_jt^{m_t},  t_m(δ) = Π_t
+//   w_t(δ)^{m_t} X[m, j, c] = v_m[j]·U[j, c],  Y[m] = Toeplitz(t_m)·X[m]
+//   (causal: masked) Nm[i, c] = Σ_m coef_m·u_m[i]·Y[m, i, c],  coef_m = c_|m|
+//   s^|m| (|m| choose m) O = Nm[:, :Dv] / Nm[:, Dv],  lse = log Nm[:, Dv]
 //
 // over |𝓜| = C(|S| + g, g) monomials m : S → ℕ. Run-time certificate:
 // β̂ = ω·|s|·max‖q̂_i‖·max‖k̂_j‖ ≥ max|ℓ| (ω = max visible |w|), the cheapest
@@ -71,8 +71,8 @@ Value powSmall(OpBuilder &b, Location l, Value x, Value e, int64_t g) {
   Value res = ib.flt(t, 1.0), p = ib.flt(t, 1.0);
   for (int64_t k = 1; k <= g; ++k) {
     p = arith::MulFOp::create(b, l, p, x);
-    Value is = arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, e,
-                                     ib.idx(k));
+    Value is =
+        arith::CmpIOp::create(b, l, arith::CmpIPredicate::eq, e, ib.idx(k));
     res = arith::SelectOp::create(b, l, is, p, res);
   }
   return res;
@@ -108,8 +108,8 @@ std::pair<Value, Value> buildForward(B &bb, const general::Shape &sh, Value qh,
     g = std::max(g, deg);
   }
   auto expT = RankedTensorType::get({r, s}, b.getI64Type());
-  Value exps = arith::ConstantOp::create(b, loc, expT,
-                                         DenseElementsAttr::get(expT, ArrayRef<int64_t>(flat)));
+  Value exps = arith::ConstantOp::create(
+      b, loc, expT, DenseElementsAttr::get(expT, ArrayRef<int64_t>(flat)));
   auto coefT = RankedTensorType::get({r}, t);
   SmallVector<Attribute> coefAttrs;
   for (double c : coefs)
@@ -137,20 +137,20 @@ std::pair<Value, Value> buildForward(B &bb, const general::Shape &sh, Value qh,
   };
   // u_m[h, i] (dims h, r, i, t) and v_m[h', j].
   auto monomialsOf = [&](Value xh, int64_t rows, int64_t heads) {
-    return bb.generic(
-        ValueRange{xh, exps}, bb.filled({ia(heads), ia(r), ia(rows)}, t, 1.0),
-        {AffineMap::get(4, 0, {d0, d2, d3}, ctx), amap(ctx, 4, {1, 3}),
-         amap(ctx, 4, {0, 1, 2})},
-        {kPar, kPar, kPar, kRed}, powBody(false));
+    return bb.generic(ValueRange{xh, exps},
+                      bb.filled({ia(heads), ia(r), ia(rows)}, t, 1.0),
+                      {AffineMap::get(4, 0, {d0, d2, d3}, ctx),
+                       amap(ctx, 4, {1, 3}), amap(ctx, 4, {0, 1, 2})},
+                      {kPar, kPar, kPar, kRed}, powBody(false));
   };
   Value uq = monomialsOf(qh, sh.n, sh.bhq);
   Value vk = monomialsOf(kh, sh.m, sh.bhk);
   // Symbols t_m[h, u] = Π_t w_t(u)^{m_t} on visible offsets, 0 elsewhere.
-  Value sym = bb.generic(
-      ValueRange{w, exps}, bb.filled({ia(sh.bhq), ia(r), ia(sh.len)}, t, 1.0),
-      {general::weightsMap(ctx, 4, sh, d0, d2, d3), amap(ctx, 4, {1, 3}),
-       amap(ctx, 4, {0, 1, 2})},
-      {kPar, kPar, kPar, kRed}, powBody(true));
+  Value sym = bb.generic(ValueRange{w, exps},
+                         bb.filled({ia(sh.bhq), ia(r), ia(sh.len)}, t, 1.0),
+                         {general::weightsMap(ctx, 4, sh, d0, d2, d3),
+                          amap(ctx, 4, {1, 3}), amap(ctx, 4, {0, 1, 2})},
+                         {kPar, kPar, kPar, kRed}, powBody(true));
   // X[h, m, j, c] = v_m[κ(h), j] · U[κ(h), j, c].
   Value x = bb.generic(
       vk, bb.empty({ia(sh.bhq), ia(r), ia(sh.m), ia(wc)}, t),
@@ -176,7 +176,8 @@ std::pair<Value, Value> buildForward(B &bb, const general::Shape &sh, Value qh,
                                      /*transposed=*/false, sh.causal);
   // Nm[h, i, c] = Σ_m coef_m · u_m[h, i] · Y[h, m, i, c]  (dims h, i, c, m).
   Value nm = bb.generic(
-      ValueRange{coef, uq, y}, bb.filled({ia(sh.bhq), ia(sh.n), ia(wc)}, t, 0.0),
+      ValueRange{coef, uq, y},
+      bb.filled({ia(sh.bhq), ia(sh.n), ia(wc)}, t, 0.0),
       {AffineMap::get(4, 0, {d3}, ctx), AffineMap::get(4, 0, {d0, d3, d1}, ctx),
        AffineMap::get(4, 0, {d0, d3, d1, d2}, ctx), amap(ctx, 4, {0, 1, 2})},
       {kPar, kPar, kPar, kRed}, [&](OpBuilder &nb, Location l, ValueRange a) {
@@ -265,8 +266,8 @@ struct ExpandGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
       if (family == poly::Family::Taylor && g % 2 != 0)
         continue;
       int64_t terms = poly::featureRank(sh.s, g); // C(|S| + g, g)
-      long double buffer = (long double)sh.bhq * terms * ((sh.dv + 2) / 2) *
-                           fftLen * 2 * bytes;
+      long double buffer =
+          (long double)sh.bhq * terms * ((sh.dv + 2) / 2) * fftLen * 2 * bytes;
       if (terms > maxTerms) {
         if (cands.empty())
           why = ("|M| = C(|S| + g, g) = " + Twine(terms) +
@@ -285,20 +286,20 @@ struct ExpandGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
       }
       if (std::optional<cost::PolyCandidate> c =
               cost::polyCandidate(family, g, epsilon))
-        cands.push_back(Candidate{
-            g, c->betaMax, c->delta,
-            SmallVector<double>(c->coeffs.begin(), c->coeffs.end())});
+        cands.push_back(
+            Candidate{g, c->betaMax, c->delta,
+                      SmallVector<double>(c->coeffs.begin(), c->coeffs.end())});
     }
     if (cands.empty())
       return decline(op, rewriter, why);
     {
-      InFlightDiagnostic rem = op.emitRemark(
-          "ropeattn-expand-general-attention: |S| = ");
+      InFlightDiagnostic rem =
+          op.emitRemark("ropeattn-expand-general-attention: |S| = ");
       rem << sh.s << "; compiled degrees:";
       for (const Candidate &c : cands)
-        rem << " g = " << c.degree << " (|M| = C(|S| + g, g) = "
-            << poly::featureRank(sh.s, c.degree) << ", beta <= " << c.betaMax
-            << ")";
+        rem << " g = " << c.degree
+            << " (|M| = C(|S| + g, g) = " << poly::featureRank(sh.s, c.degree)
+            << ", beta <= " << c.betaMax << ")";
     }
 
     MLIRContext *ctx = rewriter.getContext();
@@ -320,8 +321,7 @@ struct ExpandGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
     SmallVector<IteratorType> allRed(wr, kRed);
     AffineMap scalar = AffineMap::get(wr, 0, ctx);
     auto stats = bb.genericOp(
-        ValueRange{w},
-        ValueRange{bb.filled({}, t, 0.0), bb.filled({}, t, 0.0)},
+        ValueRange{w}, ValueRange{bb.filled({}, t, 0.0), bb.filled({}, t, 0.0)},
         {AffineMap::getMultiDimIdentityMap(wr, ctx), scalar, scalar}, allRed,
         [&](OpBuilder &nb, Location l, ValueRange a) {
           B ib{nb, l};
@@ -350,7 +350,8 @@ struct ExpandGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
     Value anyBad = tensor::ExtractOp::create(rewriter, loc, stats.getResult(1),
                                              ValueRange{});
     if (!t.isF64())
-      omega = arith::ExtFOp::create(rewriter, loc, rewriter.getF64Type(), omega);
+      omega =
+          arith::ExtFOp::create(rewriter, loc, rewriter.getF64Type(), omega);
     // β̂ = ω·|s|·max‖q̂‖·max‖k̂‖ (logitBound's rounding slack for the norms;
     // 4 more units for the products with ω).
     double u = t.isF64() ? 0x1p-53 : 0x1p-24;

@@ -73,8 +73,8 @@ struct LowerGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
     };
     // Accumulation type (docs/Spec.md §2): f64 for f64, else f32.
     Type ct = sh.t.isF64() ? rewriter.getF64Type() : rewriter.getF32Type();
-    Value q = general::convertElements(bb, bb.collapseLeading(op.getQuery(), 2),
-                                       ct);
+    Value q =
+        general::convertElements(bb, bb.collapseLeading(op.getQuery(), 2), ct);
     Value k =
         general::convertElements(bb, bb.collapseLeading(op.getKey(), 2), ct);
     Value v =
@@ -132,8 +132,8 @@ struct LowerGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
           Value ii = linalg::IndexOp::create(nb, l, 1);
           Value jj = linalg::IndexOp::create(nb, l, 2);
           Value sx = arith::MulFOp::create(nb, l, a[0], ib.flt(ct, sh.scale));
-          Value e = math::ExpOp::create(
-              nb, l, arith::SubFOp::create(nb, l, sx, a[1]));
+          Value e = math::ExpOp::create(nb, l,
+                                        arith::SubFOp::create(nb, l, sx, a[1]));
           linalg::YieldOp::create(
               nb, l,
               arith::SelectOp::create(nb, l, visible(nb, l, sh, ii, jj), e,
@@ -194,8 +194,7 @@ struct LowerGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
                     .getResult());
           });
       results.push_back(bb.expandLeading(
-          general::convertElements(bb, lse, lType.getElementType()), lType,
-          1));
+          general::convertElements(bb, lse, lType.getElementType()), lType, 1));
     }
     rewriter.replaceOp(op, results);
     return success();

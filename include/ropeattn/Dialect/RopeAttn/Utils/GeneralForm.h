@@ -89,14 +89,15 @@ inline Value gatherColumns(TensorBuilder &bb, Value x, ArrayRef<int64_t> cols) {
   auto xT = cast<RankedTensorType>(x.getType());
   int64_t s = cols.size();
   auto tableT = RankedTensorType::get({s}, b.getI64Type());
-  Value table = arith::ConstantOp::create(
-      b, bb.loc, tableT, DenseElementsAttr::get(tableT, cols));
+  Value table = arith::ConstantOp::create(b, bb.loc, tableT,
+                                          DenseElementsAttr::get(tableT, cols));
   Value out = bb.empty({b.getIndexAttr(xT.getDimSize(0)),
                         b.getIndexAttr(xT.getDimSize(1)), b.getIndexAttr(s)},
                        xT.getElementType());
   return bb.generic(
-      table, out, {TensorBuilder::dimMap(ctx, 3, {2}),
-                   TensorBuilder::dimMap(ctx, 3, {0, 1, 2})},
+      table, out,
+      {TensorBuilder::dimMap(ctx, 3, {2}),
+       TensorBuilder::dimMap(ctx, 3, {0, 1, 2})},
       {utils::IteratorType::parallel, utils::IteratorType::parallel,
        utils::IteratorType::parallel},
       [&](OpBuilder &nb, Location l, ValueRange a) {
@@ -164,15 +165,13 @@ inline Value convertElements(TensorBuilder &bb, Value x, Type to) {
   AffineMap id = AffineMap::getMultiDimIdentityMap(rank, b.getContext());
   SmallVector<utils::IteratorType> iters(rank, utils::IteratorType::parallel);
   bool widen = to.getIntOrFloatBitWidth() > from.getIntOrFloatBitWidth();
-  return bb.generic(x, bb.empty(shape, to), {id, id}, iters,
-                    [&](OpBuilder &nb, Location l, ValueRange a) {
-                      Value r =
-                          widen ? arith::ExtFOp::create(nb, l, to, a[0])
-                                      .getResult()
-                                : arith::TruncFOp::create(nb, l, to, a[0])
-                                      .getResult();
-                      linalg::YieldOp::create(nb, l, r);
-                    });
+  return bb.generic(
+      x, bb.empty(shape, to), {id, id}, iters,
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value r = widen ? arith::ExtFOp::create(nb, l, to, a[0]).getResult()
+                        : arith::TruncFOp::create(nb, l, to, a[0]).getResult();
+        linalg::YieldOp::create(nb, l, r);
+      });
 }
 
 } // namespace general
