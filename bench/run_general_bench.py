@@ -116,7 +116,15 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--exact-max", type=int, default=4096)
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--from-json", action="store_true",
+                    help="rewrite the table and plot from general_cpu.json")
     args = ap.parse_args()
+    if args.from_json:
+        out_dir = os.path.join(ROOT, "bench", "results")
+        with open(os.path.join(out_dir, "general_cpu.json")) as fh:
+            data = json.load(fh)
+        data["meta"].setdefault("reps", args.reps)
+        return write(out_dir, data["meta"], data["rows"])
     rope_run = os.path.join(args.build, "bin", "rope-run")
     rng_table = ranges(os.path.join(args.build, "bin", "poly-approx-dump"))
     ns = [int(x) for x in args.ns.split(",")]
@@ -147,16 +155,22 @@ def main():
                 print(json.dumps(row), flush=True)
     out_dir = os.path.join(ROOT, "bench", "results")
     meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
-        timespec="seconds"), "load": os.getloadavg()}
+        timespec="seconds"), "load": os.getloadavg(), "reps": args.reps}
     with open(os.path.join(out_dir, "general_cpu.json"), "w") as fh:
         json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    write(out_dir, meta, rows)
+
+
+def write(out_dir, meta, rows):
+    """The table and the plot from the measured rows."""
+    ns = sorted({r["n"] for r in rows})
     lines = [
         "# general per-offset form: monomials + FFT Toeplitz vs exact",
         "",
         f"{meta['date']}, load average {meta['load'][0]:.2f} (2 cores, "
         "shared). One head, D = Dv = 4, causal, f32, random shared weights, "
         "beta^ = 0.9 B_g (so the certificate runs degree g), family minimax, "
-        f"epsilon {EPS}, FFTW; medians of {args.reps} rope-run --benchmark "
+        f"epsilon {EPS}, FFTW; medians of {meta['reps']} rope-run --benchmark "
         "calls after a warm-up. |M| = C(|S| + g, g); est. flops: the cost "
         "model of docs/Spec.md §16.4; ns/flop = toeplitz time / est. flops.",
         "",
@@ -169,9 +183,9 @@ def main():
         ex = r.get("exact_ms")
         lines.append(
             f"| {r['n']} | {r['support']} | {r['degree']} | {r['terms']} | "
-            f"{r['toeplitz_ms']:.1f} | {r['predicted_flops']:.2e} | "
+            f"{r['toeplitz_ms']:.3g} | {r['predicted_flops']:.2e} | "
             f"{1e6 * r['toeplitz_ms'] / r['predicted_flops']:.3f} | "
-            + (f"{ex:.1f} | {ex / r['toeplitz_ms']:.2f} | {r['err']:.1e} | "
+            + (f"{ex:.4g} | {ex / r['toeplitz_ms']:.1f} | {r['err']:.1e} | "
                f"{r['bound']:.1e} |" if ex is not None else "- | - | - | - |"))
     with open(os.path.join(out_dir, "general_cpu.md"), "w") as fh:
         fh.write("\n".join(lines) + "\n")

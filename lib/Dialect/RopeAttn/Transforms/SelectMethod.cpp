@@ -141,7 +141,7 @@ struct RopeAttnSelectMethodPass
     int64_t sup = op.getSupportSize();
     if (s.n == 0 || s.m == 0 || s.bhq == 0)
       return set(Method::Exact, "an empty problem");
-    double exact = cost::generalExactFlops(s, sup);
+    double exact = cost::generalExactFlops(s, sup) / generalExactEfficiency;
     auto cand = leastCovering(
         family, toeplitzMaxDegree,
         [&](int64_t g) { return poly::featureRank(sup, g); }, maxTerms);
@@ -214,11 +214,12 @@ struct RopeAttnSelectMethodPass
   void runOnOperation() override {
     if (!(epsilon > 0) || maxDegree < 1 || chunk <= 0 || maxRank <= 0 ||
         !(assumedBeta >= 0) || !(polyEfficiency > 0) ||
-        !(toeplitzEfficiency > 0) || toeplitzMaxDegree < 1 ||
-        toeplitzMaxRank <= 0 || maxTerms <= 0) {
+        !(toeplitzEfficiency > 0) || !(generalExactEfficiency > 0) ||
+        toeplitzMaxDegree < 1 || toeplitzMaxRank <= 0 || maxTerms <= 0) {
       getOperation()->emitError(
           "ropeattn-select-method: epsilon, poly-efficiency, "
-          "toeplitz-efficiency, chunk, max-rank, toeplitz-max-rank, "
+          "toeplitz-efficiency, general-exact-efficiency, chunk, max-rank, "
+          "toeplitz-max-rank, "
           "max-terms must be > 0, max-degree and toeplitz-max-degree >= 1, "
           "assumed-beta >= 0");
       return signalPassFailure();

@@ -3,7 +3,7 @@
 // RUN: rope-opt %s -ropeattn-select-method="remarks=true" -split-input-file -verify-diagnostics | FileCheck %s
 // RUN: not rope-opt %s -ropeattn-select-method="toeplitz-efficiency=0" 2>&1 | FileCheck %s --check-prefix=BAD
 
-// BAD: ropeattn-select-method: epsilon, poly-efficiency, toeplitz-efficiency, chunk, max-rank, toeplitz-max-rank, max-terms must be > 0
+// BAD: ropeattn-select-method: epsilon, poly-efficiency, toeplitz-efficiency, general-exact-efficiency, chunk, max-rank, toeplitz-max-rank, max-terms must be > 0
 
 // Defaults: minimax, ε = 1e-3, assumed-beta 1: degree ranges B_1..B_4 =
 // 0.0625, 0.25, 0.5, 1 (poly-approx-dump), so g = 4; e_T = 0.18.
@@ -37,15 +37,16 @@ func.func @bias(%q: tensor<1x65536x4xf32>, %b: tensor<131071xf32>, %q2: tensor<1
 
 // -----
 
-// General form, N = M = 65536 causal, D = Dv = 4, |S| = 1: |M| = C(5, 4) = 5;
+// General form (exact lowering: e_GE = general-exact-efficiency = 0.01).
+// N = M = 65536 causal, D = Dv = 4, |S| = 1: |M| = C(5, 4) = 5;
 // monomials (65536 + 65536 + 131071)·5·(4 + 1) = 6553575; X 65536·5·5 =
 // 1638400; products 5·T(5) = 5·(3·23068672 + 11141120) = 401735680;
 // contraction 3·65536·25 = 4915200; total 414842855 / 0.18 = 2.30e9.
-// Exact: 65536·65537/2·(3·1 + 10 + 2·4) = 4.51e10 → toeplitz.
-// N = M = 256, |S| = 2, not causal: |M| = C(6, 4) = 15, L' = 512,
-// F = 23040, T(5) = 3·49152 + 23040 = 170496; (1023·15·6 + 256·75 +
-// 15·170496 + 3·256·75) / 0.18 = 2726310 / 0.18 = 1.51e7; exact
-// 65536·(6 + 10 + 8) = 1.57e6 → exact.
+// Exact: 65536·65537/2·(3·1 + 10 + 2·4) / 0.01 = 4.51e12 → toeplitz.
+// N = M = 64, |S| = 4, not causal: |M| = C(8, 4) = 70, L' = 128,
+// F = 5·128·7 = 4480, 2F + 6L' = 9728, T(5) = 3·9728 + 4480 = 33664;
+// (255·70·8 + 64·70·5 + 70·33664 + 3·64·350) / 0.18 = 2588880 / 0.18 =
+// 1.44e7; exact 4096·(12 + 10 + 8) / 0.01 = 1.23e7 → exact.
 // |S| = 31: g = 1 (|M| = 32) does not cover β̂ = 1 and g = 2 has
 // C(33, 2) = 528 > max-terms = 512 → exact.
 // CHECK-LABEL: func @general
@@ -53,14 +54,14 @@ func.func @bias(%q: tensor<1x65536x4xf32>, %b: tensor<131071xf32>, %q2: tensor<1
 // CHECK: ropeattn.general_attention {{.*}} method exact
 // CHECK: ropeattn.general_attention {{.*}} method exact
 // CHECK: ropeattn.general_attention {{.*}} method toeplitz :
-func.func @general(%q: tensor<1x65536x4xf32>, %w: tensor<131071x1xf32>, %q2: tensor<1x256x4xf32>, %w2: tensor<511x2xf32>, %q3: tensor<1x4x6xf32>, %w3: tensor<7x31xf32>) -> (tensor<1x65536x4xf32>, tensor<1x256x4xf32>, tensor<1x4x6xf32>, tensor<1x256x4xf32>) {
-  // expected-remark @+1 {{ropeattn-select-method: toeplitz: estimated 2.30e+09 flops by toeplitz at degree 4 (|M| = C(1 + 4, 4) = 5, β̂ ≤ 1.00, FFT length 131072) vs 4.51e+10 exact}}
+func.func @general(%q: tensor<1x65536x4xf32>, %w: tensor<131071x1xf32>, %q2: tensor<1x64x4xf32>, %w2: tensor<127x4xf32>, %q3: tensor<1x4x6xf32>, %w3: tensor<7x31xf32>) -> (tensor<1x65536x4xf32>, tensor<1x64x4xf32>, tensor<1x4x6xf32>, tensor<1x64x4xf32>) {
+  // expected-remark @+1 {{ropeattn-select-method: toeplitz: estimated 2.30e+09 flops by toeplitz at degree 4 (|M| = C(1 + 4, 4) = 5, β̂ ≤ 1.00, FFT length 131072) vs 4.51e+12 exact}}
   %0 = ropeattn.general_attention %q, %q, %q weights(%w) support [0, 1] causal : (tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<131071x1xf32>) -> tensor<1x65536x4xf32>
-  // expected-remark @+1 {{ropeattn-select-method: exact: estimated 1.51e+07 flops by toeplitz at degree 4 (|M| = C(2 + 4, 4) = 15, β̂ ≤ 1.00, FFT length 512) vs 1.57e+06 exact}}
-  %1 = ropeattn.general_attention %q2, %q2, %q2 weights(%w2) support [0, 1, 2, 2] : (tensor<1x256x4xf32>, tensor<1x256x4xf32>, tensor<1x256x4xf32>, tensor<511x2xf32>) -> tensor<1x256x4xf32>
+  // expected-remark @+1 {{ropeattn-select-method: exact: estimated 1.44e+07 flops by toeplitz at degree 4 (|M| = C(4 + 4, 4) = 70, β̂ ≤ 1.00, FFT length 128) vs 1.23e+07 exact}}
+  %1 = ropeattn.general_attention %q2, %q2, %q2 weights(%w2) support [0, 0, 1, 1, 2, 2, 3, 3] : (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>) -> tensor<1x64x4xf32>
   // expected-remark @+1 {{ropeattn-select-method: exact: no degree ≤ 4 with |M| = C(|S| + g, g) ≤ max-terms 512 covers assumed-beta 1.00 (|S| = 31)}}
   %2 = ropeattn.general_attention %q3, %q3, %q3 weights(%w3) support [0, 0, 0, 1, 0, 2, 0, 3, 0, 4, 0, 5, 1, 0, 1, 1, 1, 2, 1, 3, 1, 4, 1, 5, 2, 0, 2, 1, 2, 2, 2, 3, 2, 4, 2, 5, 3, 0, 3, 1, 3, 2, 3, 3, 3, 4, 3, 5, 4, 0, 4, 1, 4, 2, 4, 3, 4, 4, 4, 5, 5, 0] : (tensor<1x4x6xf32>, tensor<1x4x6xf32>, tensor<1x4x6xf32>, tensor<7x31xf32>) -> tensor<1x4x6xf32>
-  // An explicit method is honoured.
-  %3 = ropeattn.general_attention %q2, %q2, %q2 weights(%w2) support [0, 1, 2, 2] method toeplitz : (tensor<1x256x4xf32>, tensor<1x256x4xf32>, tensor<1x256x4xf32>, tensor<511x2xf32>) -> tensor<1x256x4xf32>
-  return %0, %1, %2, %3 : tensor<1x65536x4xf32>, tensor<1x256x4xf32>, tensor<1x4x6xf32>, tensor<1x256x4xf32>
+  // An explicit method is honoured (no remark), even where the model disagrees.
+  %3 = ropeattn.general_attention %q2, %q2, %q2 weights(%w2) support [0, 0, 1, 1, 2, 2, 3, 3] method toeplitz : (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>) -> tensor<1x64x4xf32>
+  return %0, %1, %2, %3 : tensor<1x65536x4xf32>, tensor<1x64x4xf32>, tensor<1x4x6xf32>, tensor<1x64x4xf32>
 }

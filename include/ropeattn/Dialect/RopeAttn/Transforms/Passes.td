@@ -130,13 +130,14 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
     `ropeattn.general_attention` exact or `toeplitz` (the monomial form with
     |M| = C(|S| + g, g) terms, at most `max-terms`): Toeplitz products cost
     ⌈columns/2⌉·(2·5L·log2 L + 6L) + 5L·log2 L per symbol (L the FFT length),
-    divided by `toeplitz-efficiency` (docs/Spec.md §16.4).
+    divided by `toeplitz-efficiency`; the general form's exact lowering
+    (materialized logits) by `general-exact-efficiency` (docs/Spec.md §16.4).
 
     Polynomial is chosen when it is estimated cheaper. The choice is safe
     whatever the run-time logit bound: the polynomial lowering certifies β̂
-    at run time and falls back to exact (docs/Spec.md §11). Ops the
-    polynomial method cannot take (bias, dynamic shapes, empty
-    problems) get `method exact`. `remarks` reports every decision with its
+    at run time and falls back to exact (docs/Spec.md §11). Ops no
+    approximate method can take (dynamic shapes, empty problems, a bias
+    with no toeplitz degree in budget) get `method exact`. `remarks` reports every decision with its
     estimates.
   }];
   let options = [
@@ -167,6 +168,10 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
     Option<"toeplitzEfficiency", "toeplitz-efficiency", "double",
            /*default=*/"0.18",
            "toeplitz-path (FFT) throughput relative to the exact path">,
+    Option<"generalExactEfficiency", "general-exact-efficiency", "double",
+           /*default=*/"0.01",
+           "general_attention exact-lowering throughput relative to the exact "
+           "attention path">,
   ];
   let dependentDialects = ["::mlir::ropeattn::RopeAttnDialect"];
 }
