@@ -68,6 +68,15 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   toeplitz.epsilon = options.epsilon;
   pm.addNestedPass<func::FuncOp>(
       ropeattn::createRopeAttnExpandToeplitzAttention(toeplitz));
+  // The general per-offset form: monomials + Toeplitz for `method toeplitz`
+  // (exact fallback inside), then the exact lowering of what remains.
+  ropeattn::RopeAttnExpandGeneralAttentionOptions general;
+  general.familyName = options.family;
+  general.epsilon = options.epsilon;
+  pm.addNestedPass<func::FuncOp>(
+      ropeattn::createRopeAttnExpandGeneralAttention(general));
+  pm.addNestedPass<func::FuncOp>(
+      ropeattn::createRopeAttnLowerGeneralAttention());
   pm.addNestedPass<func::FuncOp>(ropeattn::createRopeAttnExpandToeplitz());
   ropeattn::RopeAttnLowerFftOptions fft;
   fft.backend = options.fft;

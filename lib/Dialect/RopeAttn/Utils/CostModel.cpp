@@ -83,3 +83,50 @@ double cost::polyFlops(const AttentionShape &s, int64_t g, int64_t chunk,
   return 2 * feat + states + qRows * (2 * r + 4 * r * w) +
          kRows * (2 * r * s.dv + 2 * r * w) + jac + 2.5 * partial;
 }
+
+double cost::fftLength(const AttentionShape &s) {
+  double len = std::max<double>(1.0, double(s.n + s.m - 1));
+  return std::exp2(std::ceil(std::log2(len)));
+}
+
+double cost::fftFlops(double length) {
+  return length > 1 ? 5.0 * length * std::log2(length) : 0.0;
+}
+
+double cost::toeplitzProductFlops(double length, double columns) {
+  double pairs = std::ceil(columns / 2.0);
+  return pairs * (2.0 * fftFlops(length) + 6.0 * length) + fftFlops(length);
+}
+
+double cost::toeplitzBiasFlops(const AttentionShape &s, int64_t g) {
+  double r = poly::featureRank(s.d, g);
+  double w = s.dv + 1;
+  double qRows = double(s.bhq) * s.n, kRows = double(s.bhk) * s.m;
+  double feat = (qRows + kRows) * r * g;  // features, g factors each
+  double x = double(s.bhq) * s.m * r * w; // X = φ_K ∘ [V | 1]
+  double products = double(s.bhq) * toeplitzProductFlops(fftLength(s), r * w);
+  double contract = 2.0 * qRows * r * w; // Σ_α φ_Q · Y
+  return feat + x + products + contract;
+}
+
+double cost::generalExactFlops(const AttentionShape &s, int64_t support) {
+  // Per visible pair: the logit Σ_t q̂·w·k̂ (3|S|), exp, P·V (2Dv).
+  return visiblePairs(s) * s.bhq * (3.0 * support + kExpFlops + 2.0 * s.dv);
+}
+
+double cost::generalToeplitzFlops(const AttentionShape &s, int64_t support,
+                                  int64_t g) {
+  double terms = poly::featureRank(support, g); // |M| = C(|S| + g, g)
+  double w = s.dv + 1;
+  double len = double(s.n + s.m - 1);
+  // u_m, v_m and the symbols t_m: g + |S| products per entry and monomial.
+  double mono =
+      (double(s.bhq) * s.n + double(s.bhk) * s.m + double(s.bhq) * len) *
+      terms * double(g + support);
+  double x = double(s.bhq) * s.m * terms * w;
+  // One symbol per (head, monomial), W columns each.
+  double products =
+      double(s.bhq) * terms * toeplitzProductFlops(fftLength(s), w);
+  double contract = 3.0 * double(s.bhq) * s.n * terms * w; // coef·u_m·Y_m
+  return mono + x + products + contract;
+}

@@ -4,7 +4,7 @@
 // RUN: rope-opt %s -pass-pipeline="builtin.module(rope-lower-to-cpu{auto=cost-model})" -mlir-print-ir-after=ropeattn-select-method 2>&1 | FileCheck %s --check-prefix=PIPE
 
 // FAMILY: ropeattn-select-method: unknown family 'pade'; expected taylor, chebyshev or minimax
-// RANGE: ropeattn-select-method: epsilon, poly-efficiency, chunk, max-rank must be > 0, max-degree >= 1, assumed-beta >= 0
+// RANGE: ropeattn-select-method: epsilon, poly-efficiency, toeplitz-efficiency, general-exact-efficiency, chunk, max-rank, toeplitz-max-rank, max-terms must be > 0, max-degree and toeplitz-max-degree >= 1, assumed-beta >= 0
 // AUTO: for the --auto option: Cannot find option named 'fast'!
 // `auto=cost-model` runs the selection in rope-lower-to-cpu.
 // PIPE: IR Dump After RopeAttnSelectMethod

@@ -23,7 +23,10 @@ func.func @select(%q: tensor<1x65536x16xf32>, %q2: tensor<1x1024x16xf32>, %b: te
   %0 = ropeattn.attention %q, %q, %q causal : (tensor<1x65536x16xf32>, tensor<1x65536x16xf32>, tensor<1x65536x16xf32>) -> tensor<1x65536x16xf32>
   // expected-remark @+1 {{ropeattn-select-method: exact: estimated 4.71e+08 flops at degree 4 (rank 4845, β̂ ≤ 1.00) vs 7.76e+07 exact}}
   %1 = ropeattn.attention %q2, %q2, %q2 : (tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xf32>) -> tensor<1x1024x16xf32>
-  // expected-remark @+1 {{ropeattn-select-method: exact: a relative bias (the polynomial features cannot carry it)}}
+  // With a bias the choice is exact or toeplitz (select-method-toeplitz.mlir):
+  // at D = 16 the degree covering β̂ = 1 (g = 4) has rank C(20, 4) = 4845 >
+  // toeplitz-max-rank = 1024.
+  // expected-remark @+1 {{ropeattn-select-method: exact: a relative bias; no degree ≤ 4 within toeplitz-max-rank 1024 covers assumed-beta 1.00}}
   %2 = ropeattn.attention %q2, %q2, %q2 bias(%b) : (tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<1x1024x16xf32>, tensor<2047xf32>) -> tensor<1x1024x16xf32>
   // expected-remark @+1 {{ropeattn-select-method: exact: estimated 4.71e+08 flops at degree 4 (rank 4845, β̂ ≤ 1.00) vs 7.76e+07 exact}}
   %3 = ropeattn.attention %h, %h, %h : (tensor<1x1024x16xbf16>, tensor<1x1024x16xbf16>, tensor<1x1024x16xbf16>) -> tensor<1x1024x16xbf16>

@@ -221,6 +221,9 @@ def RopeAttn_GeneralAttentionOp : RopeAttn_Op<"general_attention", [Pure]> {
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
+  // Rotation-family weights given as constants become ropeattn.attention
+  // with RoPE (lib/Dialect/RopeAttn/IR/RotationFamily.cpp).
+  let hasCanonicalizer = 1;
   let extraClassDeclaration = [{
     double getScaleOrDefault();
     /// Number of (a, b) pairs in the support.

@@ -109,7 +109,7 @@ def RopeAttnExpandPolynomial : Pass<"ropeattn-expand-polynomial"> {
 }
 
 def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
-  let summary = "cost model: chooses exact or polynomial for `method auto`";
+  let summary = "cost model: chooses exact, polynomial or toeplitz for `method auto`";
   let description = [{
     Annotates every `ropeattn.attention` and `ropeattn.attention_grad` whose
     method is `auto` (no `method` attribute) with `method exact` or
@@ -126,11 +126,18 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
       divided by `poly-efficiency` (its measured throughput relative to the
       exact path's).
 
+    With a bias (forward) the choice is exact or `toeplitz`, and for
+    `ropeattn.general_attention` exact or `toeplitz` (the monomial form with
+    |M| = C(|S| + g, g) terms, at most `max-terms`): Toeplitz products cost
+    ⌈columns/2⌉·(2·5L·log2 L + 6L) + 5L·log2 L per symbol (L the FFT length),
+    divided by `toeplitz-efficiency`; the general form's exact lowering
+    (materialized logits) by `general-exact-efficiency` (docs/Spec.md §16.4).
+
     Polynomial is chosen when it is estimated cheaper. The choice is safe
     whatever the run-time logit bound: the polynomial lowering certifies β̂
-    at run time and falls back to exact (docs/Spec.md §11). Ops the
-    polynomial method cannot take (bias, dynamic shapes, empty
-    problems) get `method exact`. `remarks` reports every decision with its
+    at run time and falls back to exact (docs/Spec.md §11). Ops no
+    approximate method can take (dynamic shapes, empty problems, a bias
+    with no toeplitz degree in budget) get `method exact`. `remarks` reports every decision with its
     estimates.
   }];
   let options = [
@@ -150,6 +157,21 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
            "polynomial-path throughput relative to the exact path">,
     Option<"remarks", "remarks", "bool", /*default=*/"false",
            "emit a remark with the estimates for every decision">,
+    Option<"toeplitzMaxDegree", "toeplitz-max-degree", "int64_t",
+           /*default=*/"4",
+           "largest degree of the toeplitz method (its rewrites' default)">,
+    Option<"toeplitzMaxRank", "toeplitz-max-rank", "int64_t",
+           /*default=*/"1024",
+           "largest feature rank of toeplitz on bias attention">,
+    Option<"maxTerms", "max-terms", "int64_t", /*default=*/"512",
+           "largest |M| = C(|S| + g, g) of toeplitz on general_attention">,
+    Option<"toeplitzEfficiency", "toeplitz-efficiency", "double",
+           /*default=*/"0.18",
+           "toeplitz-path (FFT) throughput relative to the exact path">,
+    Option<"generalExactEfficiency", "general-exact-efficiency", "double",
+           /*default=*/"0.01",
+           "general_attention exact-lowering throughput relative to the exact "
+           "attention path">,
   ];
   let dependentDialects = ["::mlir::ropeattn::RopeAttnDialect"];
 }
@@ -254,6 +276,91 @@ def RopeAttnExpandToeplitzAttention : Pass<"ropeattn-expand-toeplitz-attention">
     "::mlir::linalg::LinalgDialect",
     "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+//===----------------------------------------------------------------------===//
+// The general per-offset form (issue 5, parts 4 and 6)
+//===----------------------------------------------------------------------===//
+
+def RopeAttnExpandGeneralAttention : Pass<"ropeattn-expand-general-attention"> {
+  let summary = "general per-offset attention by monomials and FFT Toeplitz products";
+  let description = [{
+    Rewrites `ropeattn.general_attention ... method toeplitz` (forward,
+    f32/f64, static shapes) into the monomial form of Alman & Song (FRA
+    Def. 1.1; docs/Spec.md §16): with `ℓ_ij = s·Σ_t q̂_it W_t(i−j) k̂_jt`
+    (q̂ = q[.., a_t], k̂ = k[.., b_t]) and p(x) = Σ_k c_k x^k,
+
+    `p(ℓ_ij) = Σ_{m : S → ℕ, |m| ≤ g} c_|m| s^|m| (|m| choose m) ·
+               Π_t q̂_it^{m_t} · Π_t W_t(i−j)^{m_t} · Π_t k̂_jt^{m_t}`
+
+    `Nm = Σ_m diag(u_m) · Toeplitz(t_m) · diag(v_m) · [V | 1]`
+
+    over |𝓜| = C(|S| + g, g) monomials, all of a head in one
+    `ropeattn.toeplitz_matmul` with a per-monomial symbol (causal mask folded
+    into the product).
+
+    Certificate (run time): `β̂ = ω·|s|·max‖q̂_i‖·max‖k̂_j‖` (ω the largest
+    visible |W| entry; Cauchy–Schwarz) selects the cheapest compiled degree
+    whose proven weight error δ_g ≤ `epsilon` covers β̂; an
+    `scf.index_switch` runs it, or `general_attention ... method exact` when
+    no degree covers β̂ or a visible weight is not finite. Degrees are limited
+    by `max-degree`, `max-terms` (|𝓜|) and `max-fft-mib`; an op that admits
+    none keeps `method exact` with a remark. Every rewrite reports |𝓜| per
+    compiled degree in a remark.
+
+    ```mlir
+    %o = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 0, 1, 1]
+        method toeplitz : ...
+    // becomes
+    %o = scf.index_switch %sel -> tensor<...>
+    case 0 { ... ropeattn.toeplitz_matmul ... }   // degree g_0
+    default { ropeattn.general_attention ... method exact ... }
+    ```
+  }];
+  let options = [
+    Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
+           "polynomial family: taylor, chebyshev or minimax">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-3",
+           "bound on the relative error δ of every attention weight">,
+    Option<"maxDegree", "max-degree", "int64_t", /*default=*/"4",
+           "largest polynomial degree considered">,
+    Option<"maxTerms", "max-terms", "int64_t", /*default=*/"512",
+           "largest number of monomials C(|S| + g, g) allowed">,
+    Option<"maxFftMib", "max-fft-mib", "int64_t", /*default=*/"1024",
+           "memory budget of the FFT buffer of the Toeplitz products, MiB">,
+  ];
+  let dependentDialects = [
+    "::mlir::ropeattn::RopeAttnDialect",
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
+    "::mlir::scf::SCFDialect",
+    "::mlir::tensor::TensorDialect",
+  ];
+}
+
+def RopeAttnLowerGeneralAttention : Pass<"ropeattn-lower-general-attention"> {
+  let summary = "exact lowering of ropeattn.general_attention to linalg";
+  let description = [{
+    Lowers every `ropeattn.general_attention` (static shapes; any method: a
+    remaining `toeplitz` hint is honoured by running
+    `ropeattn-expand-general-attention` first) to linalg on tensors by the
+    formula of docs/Spec.md §8: the support gather q̂, k̂, the logits
+    `s·Σ_t q̂_it W_t(i−j) k̂_jt` materialized per head (O(N·M) memory), the
+    masked, max-shifted softmax and the value product, in the accumulation
+    type (f64 for f64, f32 otherwise). Empty rows give 0 / −∞.
+
+    ```mlir
+    %o = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 1] : ...
+    // becomes linalg.generic ops (gather, logits, max, exp, sum, P·V, divide)
+    ```
+  }];
+  let dependentDialects = [
+    "::mlir::arith::ArithDialect",
+    "::mlir::linalg::LinalgDialect",
+    "::mlir::math::MathDialect",
     "::mlir::tensor::TensorDialect",
   ];
 }

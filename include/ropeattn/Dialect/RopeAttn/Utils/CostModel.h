@@ -55,6 +55,29 @@ double polyFlops(const AttentionShape &s, int64_t g, int64_t chunk, bool grad);
 /// What one exp costs, in flops, in these estimates.
 constexpr double kExpFlops = 10.0;
 
+/// The FFT length of a Toeplitz product of N + M − 1 offsets: the power of
+/// two 2^⌈log2(N + M − 1)⌉ (≥ 1), as ropeattn-expand-toeplitz embeds it.
+double fftLength(const AttentionShape &s);
+
+/// Flops of one complex FFT of length L: 5·L·log2 L.
+double fftFlops(double length);
+
+/// Flops of Toeplitz products of one symbol with `columns` real columns:
+/// ⌈columns / 2⌉ complex column pairs × (forward + inverse FFT + pointwise
+/// complex product 6L), plus the symbol's FFT.
+double toeplitzProductFlops(double length, double columns);
+
+/// Estimated flops of `method toeplitz` on relative-bias attention at degree
+/// g (rank r = C(D + g, g), docs/Spec.md §16.4).
+double toeplitzBiasFlops(const AttentionShape &s, int64_t g);
+
+/// The general per-offset form with support size `support`: the exact
+/// (materialized) lowering, and the monomial/Toeplitz rewrite at degree g
+/// with |M| = C(|S| + g, g) terms (docs/Spec.md §16.4).
+double generalExactFlops(const AttentionShape &s, int64_t support);
+double generalToeplitzFlops(const AttentionShape &s, int64_t support,
+                            int64_t g);
+
 } // namespace cost
 } // namespace ropeattn
 } // namespace mlir
