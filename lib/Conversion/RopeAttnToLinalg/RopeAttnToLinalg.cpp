@@ -1051,8 +1051,9 @@ struct ConvertRopeAttnToLinalgPass
       if (isa<GeneralAttentionOp, GeneralAttentionGradOp>(op))
         op->emitError("convert-ropeattn-to-linalg: '")
             << op->getName()
-            << "' has no exact lowering yet (the general per-offset form "
-               "lands with the Toeplitz work)";
+            << "' is not lowered by this pass: run "
+               "ropeattn-lower-general-attention first (rope-lower-to-cpu "
+               "does; the gradient has no lowering yet)";
       else if (!allStatic(op))
         op->emitError("convert-ropeattn-to-linalg: cannot lower '")
             << op->getName()
