@@ -2,7 +2,13 @@
 // RUN: not rope-opt %s -split-input-file -convert-ropeattn-to-gpu="block-q=0" 2>&1 | FileCheck %s --check-prefix=BLOCKQ
 // RUN: not rope-opt %s -split-input-file -convert-ropeattn-to-gpu="block-k=0" 2>&1 | FileCheck %s --check-prefix=BLOCKK
 
+// RUN: not rope-opt %s -split-input-file -convert-ropeattn-to-gpu="family=bogus" 2>&1 | FileCheck %s --check-prefix=FAMILY
+// RUN: not rope-opt %s -split-input-file -convert-ropeattn-to-gpu="epsilon=0" 2>&1 | FileCheck %s --check-prefix=POLYOPTS
+// RUN: not rope-opt %s -split-input-file -convert-ropeattn-to-gpu="poly-chunk=0" 2>&1 | FileCheck %s --check-prefix=POLYOPTS
+
 // BLOCKQ: convert-ropeattn-to-gpu: block-q must be in [1, 1024], got 0
+// FAMILY: convert-ropeattn-to-gpu: unknown polynomial family 'bogus' (expected taylor, chebyshev or minimax)
+// POLYOPTS: convert-ropeattn-to-gpu: expected epsilon > 0, max-degree >= 1, max-rank >= 1, poly-chunk >= 1 and max-state-mib >= 0
 // BLOCKK: convert-ropeattn-to-gpu: block-k must be >= 1, got 0
 
 func.func @bias(%q: tensor<1x4x8xf32>, %b: tensor<7xf32>) -> tensor<1x4x8xf32> {
