@@ -8,7 +8,10 @@
 #    there (another glibc or libstdc++), rebuilds both from source with the
 #    machine's g++ against its libcuda (they need nothing else);
 # 2. the fp64-reference oracle of the CUDA path (exit status 1 on a failure);
-# 3. the SDPA comparison: RESULTS/cuda_sdpa.{md,json,png}.
+# 3. the SDPA comparison: RESULTS/cuda_sdpa.{md,json,png};
+# 4. the polynomial method: its oracle (fp64 reference, certified bounds,
+#    exact fallback) and RESULTS/cuda_poly_sdpa.{md,json,png} (N = 64k,
+#    D = 16 vs SDPA), when cuda-remote-prepare.sh built them.
 set -uo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 DIR=$(cd "${1:-$ROOT/build/cuda-remote}" && pwd)
@@ -27,7 +30,8 @@ if ! "$DIR/oracle/rope-cuda-run" --help > /dev/null 2>&1; then
     -L"$CUDA/lib64/stubs" -lcuda || exit 1
   g++ -O2 -std=c++17 -I"$CUDA/include" "$ROOT/tools/rope-cuda-run/rope-cuda-run.cpp" \
     -o "$TMP/rope-cuda-run" -L"$CUDA/lib64/stubs" -lcuda -ldl || exit 1
-  for d in "$DIR/oracle" "$DIR/bench"; do
+  for d in "$DIR/oracle" "$DIR/bench" "$DIR/poly-oracle" "$DIR/poly-bench"; do
+    [ -d "$d" ] || continue
     cp -f "$TMP/libropeattn_cuda_runtime.so" "$TMP/rope-cuda-run" "$d/"
   done
 fi
@@ -39,5 +43,15 @@ echo "== oracle: CUDA path vs the fp64 reference =="
 echo "== benchmark: exact forward vs PyTorch SDPA =="
 "$PY" "$ROOT/bench/cuda_bench.py" run "$DIR/bench" "$RESULTS" --runs 10 \
   2>&1 | tee "$RESULTS/cuda_bench.log" || status=1
+if [ -d "$DIR/poly-oracle" ]; then
+  echo "== oracle: polynomial method on CUDA vs the fp64 reference =="
+  "$PY" "$ROOT/test/Integration/CUDA/cuda_poly_oracle.py" check "$DIR/poly-oracle" \
+    /tmp/cuda-poly-oracle-work 2>&1 | tee "$RESULTS/cuda_poly_oracle.log" || status=1
+fi
+if [ -d "$DIR/poly-bench" ]; then
+  echo "== benchmark: polynomial forward vs exact vs PyTorch SDPA (D = 16) =="
+  "$PY" "$ROOT/bench/cuda_poly_bench.py" run "$DIR/poly-bench" "$RESULTS" --runs 10 \
+    2>&1 | tee "$RESULTS/cuda_poly_bench.log" || status=1
+fi
 rm -rf "$RESULTS/work"
 exit $status

@@ -32,9 +32,11 @@ chunks, logit ranges beta from 0.05 to 6.5) this checks, per case:
 Modes:
   emulate ROPE_RUN POLY_APPROX_DUMP WORKDIR   no GPU: the kernels run on the
       CPU (ropeattn-emulate-gpu-on-host, block-q = 1 for the exact kernels).
-  prepare BUILD_DIR OUTDIR   compiles the same cases ahead of time
-      (scripts/cuda-aot-build.sh) with their inputs and expected checks.
-  check OUTDIR WORKDIR       on the GPU machine: runs them with rope-cuda-run.
+  prepare BUILD_DIR POLY_APPROX_DUMP OUTDIR   here: the same cases compiled
+      ahead of time (scripts/cuda-aot-build.sh, block-q = 64), their inputs
+      and the candidate rows (OUTDIR/manifest.json).
+  check OUTDIR WORKDIR       on the GPU machine (no MLIR): runs them with
+      OUTDIR/rope-cuda-run and checks them as above.
 Flags: --configs N --seed S [--chip sm_90].
 """
 
@@ -105,8 +107,11 @@ def evaluate(case, opts, inputs, poly_out, exact_out, dump):
                1.0 / math.sqrt(case.d)) * \
         np.max(np.linalg.norm(q64, axis=-1)) * \
         np.max(np.linalg.norm(k64, axis=-1))
-    cands = candidates(dump, opts["family"], case.d, opts["max-degree"],
-                       opts["epsilon"])
+    if isinstance(dump, _Dump):
+        cands = [tuple(c) for c in dump.entry["candidates"]]
+    else:
+        cands = candidates(dump, opts["family"], case.d, opts["max-degree"],
+                           opts["epsilon"])
     # Within the states' budget and rank limits of the defaults: the cases
     # here are small, so every candidate qualifies.
     chosen = next((c for c in cands if beta * (1 + 1e-6) <= c[1]), None)
@@ -126,9 +131,12 @@ def evaluate(case, opts, inputs, poly_out, exact_out, dump):
         return same and cert_ok, desc + (f" -> exact fallback, identical="
                                          f"{same}, certificate ok={cert_ok}")
     g, _, delta, abs_sum = chosen
-    bounds = json.loads(subprocess.run(
-        [dump, "--bounds", f"--delta={delta!r}"], capture_output=True,
-        text=True, check=True).stdout)
+    if isinstance(dump, _Dump):
+        bounds = dump.entry["bounds"][repr(delta)]
+    else:
+        bounds = json.loads(subprocess.run(
+            [dump, "--bounds", f"--delta={delta!r}"], capture_output=True,
+            text=True, check=True).stdout)
     cert_ok = beta_ok and cert[1] == g and cert[2] == delta and \
         cert[3] == bounds["output_bound"] and cert[4] == bounds["lse_bound"]
     o_ref, lse_ref = ref.attention(q64, k64, v64, scale=case.scale,
@@ -230,17 +238,104 @@ def emulate(args):
     return failures
 
 
+def prepare(args):
+    """Here: the same random cases, compiled ahead of time (block-q = 64,
+    real thread blocks), with their inputs and the candidate rows the check
+    needs (poly-approx-dump does not travel)."""
+    rng = np.random.default_rng(args.seed)
+    os.makedirs(args.dir, exist_ok=True)
+    types = dtypes()
+    manifest = []
+    for i in range(args.configs):
+        case, opts, inputs = make_case(rng, types[i % len(types)])
+        workdir = os.path.join(args.dir, f"src{i}")
+        os.makedirs(workdir, exist_ok=True)
+        paths = write_mlir(case, workdir)
+        for method, path in paths.items():
+            name = f"{method}{i}"
+            os.replace(path, os.path.join(workdir, name + ".mlir"))
+            run_cmd(["bash", os.path.join(ROOT, "scripts", "cuda-aot-build.sh"),
+                     args.tool, os.path.join(workdir, name + ".mlir"), args.dir,
+                     f"chip={args.chip} " + option_text(opts, 64)])
+        save(inputs, args.dir, f"case{i}_in")
+        cands = candidates(args.dump, opts["family"], case.d,
+                           opts["max-degree"], opts["epsilon"])
+        bounds = {}
+        for c in cands:
+            bounds[repr(c[2])] = json.loads(subprocess.run(
+                [args.dump, "--bounds", f"--delta={c[2]!r}"],
+                capture_output=True, text=True, check=True).stdout)
+        manifest.append({"case": case.__dict__, "opts": opts,
+                         "candidates": cands, "bounds": bounds})
+        print(f"case {i} compiled", flush=True)
+    with open(os.path.join(args.dir, "manifest.json"), "w") as fh:
+        json.dump(manifest, fh, indent=1)
+    return 0
+
+
+class _Dump:
+    """Stands in for poly-approx-dump on the GPU machine: the rows prepare
+    recorded."""
+
+    def __init__(self, entry):
+        self.entry = entry
+
+
+def check_gpu(args):
+    """On the GPU machine: runs each compiled case with rope-cuda-run."""
+    with open(os.path.join(args.tool, "manifest.json")) as fh:
+        manifest = json.load(fh)
+    runner = os.path.join(args.tool, "rope-cuda-run")
+    failures, counts = 0, {"poly": 0, "exact": 0}
+    os.makedirs(args.dir, exist_ok=True)
+    for i, entry in enumerate(manifest):
+        case = ao.Case.__new__(ao.Case)
+        case.__dict__.update(entry["case"])
+        opts = entry["opts"]
+        try:
+            ins = [os.path.join(args.tool, f"case{i}_in{j}.npy")
+                   for j in range(3)]
+            inputs = [ao.load(p) for p in ins]
+            results = {}
+            for method in ("polynomial", "exact"):
+                name = f"{method}{i}"
+                outs = [os.path.join(args.dir, f"{name}_out{j}.npy")
+                        for j in range(3)]
+                run_cmd([runner, f"--library={args.tool}/lib{name}.so",
+                         "--function=fwd",
+                         f"--signature-file={args.tool}/{name}.sig"]
+                        + [f"--input=@{p}" for p in ins]
+                        + [f"--output=@{p}" for p in outs])
+                results[method] = [ao.load(p) for p in outs]
+            ok, line = evaluate(case, opts, inputs, results["polynomial"],
+                                results["exact"], _Dump(entry))
+        except Exception as exc:  # a failure to run is a failed case
+            ok, line = False, f"error: {exc}"
+        counts["exact" if "fallback" in line else "poly"] += 1
+        print(f"[{'ok' if ok else 'FAIL'}] case {i} (cuda): {line}",
+              flush=True)
+        failures += not ok
+    print(f"{len(manifest) - failures}/{len(manifest)} cases passed on CUDA "
+          f"({counts['poly']} polynomial, {counts['exact']} exact fallback)")
+    return failures
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("mode", choices=["emulate"])
-    p.add_argument("tool", help="rope-run")
-    p.add_argument("dump", help="poly-approx-dump")
-    p.add_argument("dir")
+    p.add_argument("mode", choices=["emulate", "prepare", "check"])
+    p.add_argument("tool", help="emulate: rope-run; prepare: the build dir; "
+                   "check: the prepared dir")
+    p.add_argument("dump", nargs="?", help="poly-approx-dump (emulate, "
+                   "prepare)")
+    p.add_argument("dir", help="work dir (emulate, check) or output dir "
+                   "(prepare)")
     p.add_argument("--configs", type=int, default=24)
     p.add_argument("--seed", type=int, default=11)
+    p.add_argument("--chip", default="sm_90")
     args = p.parse_args()
-    failures = {"emulate": emulate}[args.mode](args)
+    failures = {"emulate": emulate, "prepare": prepare,
+                "check": check_gpu}[args.mode](args)
     sys.exit(1 if failures else 0)
 
 
