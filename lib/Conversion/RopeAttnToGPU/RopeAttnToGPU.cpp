@@ -170,10 +170,11 @@ private:
   gpu::GPUFuncOp buildRotaryKernel(Location loc, MemRefType in, MemRefType out,
                                    RopeAttr rope, int64_t positionOffset,
                                    bool inverse = false);
-  FailureOr<gpu::GPUFuncOp> buildAttentionKernel(Operation *op, bool causal,
-                                                 double scale, MemRefType q,
-                                                 MemRefType k, MemRefType v,
-                                                 MemRefType o, MemRefType lse);
+  /// `bias` (optional): the relative bias as [L] (shared) or [Hq, L].
+  FailureOr<gpu::GPUFuncOp>
+  buildAttentionKernel(Operation *op, bool causal, double scale, MemRefType q,
+                       MemRefType k, MemRefType v, MemRefType o, MemRefType lse,
+                       MemRefType bias = MemRefType());
   gpu::GPUFuncOp buildDeltaKernel(Location loc, MemRefType o, MemRefType delta);
   FailureOr<gpu::GPUFuncOp> buildGradQueryKernel(AttentionGradOp op,
                                                  MemRefType q, MemRefType k,
@@ -264,9 +265,10 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
              << op.getName() << "'";
     Value bias = isa<AttentionOp>(op) ? cast<AttentionOp>(op).getBias()
                                       : cast<AttentionGradOp>(op).getBias();
-    if (bias)
-      return op.emitError("convert-ropeattn-to-gpu: relative-position bias "
-                          "is not supported on CUDA yet");
+    if (bias && isa<AttentionGradOp>(op))
+      return op.emitError("convert-ropeattn-to-gpu: attention_grad with a "
+                          "relative-position bias is not supported on CUDA "
+                          "yet");
     // Results other than the output and the logsumexp (e.g. an error
     // certificate) have no CUDA lowering.
     if (auto attn = dyn_cast<AttentionOp>(op))
@@ -382,10 +384,9 @@ gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
 // Attention kernel.
 //===----------------------------------------------------------------------===//
 
-FailureOr<gpu::GPUFuncOp>
-Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
-                               MemRefType qT, MemRefType kT, MemRefType vT,
-                               MemRefType oT, MemRefType lseT) {
+FailureOr<gpu::GPUFuncOp> Lowering::buildAttentionKernel(
+    Operation *op, bool causal, double scaleValue, MemRefType qT, MemRefType kT,
+    MemRefType vT, MemRefType oT, MemRefType lseT, MemRefType biasT) {
   MLIRContext *ctx = module.getContext();
   Type e = vT.getElementType();
   Type a = getAccumulationType(e);
@@ -415,6 +416,8 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
   SmallVector<Type> args = {qT, kT, vT, oT};
   if (lseT)
     args.push_back(lseT);
+  if (biasT)
+    args.push_back(biasT);
   auto func = gpu::GPUFuncOp::create(b, uniqueName("attention"),
                                      FunctionType::get(ctx, args, {}),
                                      TypeRange{ksT, vsT, ssT});
@@ -425,6 +428,7 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
   Value q = func.getArgument(0), k = func.getArgument(1),
         v = func.getArgument(2), o = func.getArgument(3);
   Value lse = lseT ? func.getArgument(4) : Value();
+  Value bias = biasT ? func.getArgument(lseT ? 5 : 4) : Value();
   Value ks = func.getWorkgroupAttributions()[0];
   Value vs = func.getWorkgroupAttributions()[1];
   Value ss = func.getWorkgroupAttributions()[2];
@@ -516,6 +520,17 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
         s = arith::AddFOp::create(b, s, part[pi]);
       Value kj = kb.add(k0, j);
       Value vis = kb.cmp(arith::CmpIPredicate::ult, kj, kb.idx(m));
+      if (bias) {
+        // ℓ_ij += bias[(h,) i − j + M − 1] in acc(E) (docs/Spec.md §5); the
+        // indices are clamped for padded rows and keys, which are masked.
+        Value idx =
+            kb.sub(kb.add(iLoad, kb.idx(m - 1)), kb.minu(kj, kb.idx(m - 1)));
+        SmallVector<Value> at = {idx};
+        if (biasT.getRank() == 2)
+          at.insert(at.begin(), kb.remu(bh, kb.idx(biasT.getDimSize(0))));
+        s = arith::AddFOp::create(
+            b, s, kb.cast(memref::LoadOp::create(b, bias, at), a));
+      }
       if (causal)
         vis = arith::AndIOp::create(
             b, vis, kb.cmp(arith::CmpIPredicate::sle, kj, rowHorizon));
@@ -1039,16 +1054,20 @@ Lowering::lowerAttention(AttentionOp op, ImplicitLocOpBuilder &b,
     q = rotate(b, q, a, rope, m - n, false, allocate, Value(), token);
     k = rotate(b, k, a, rope, 0, false, allocate, Value(), token);
   }
+  Value bias = op.getBias() ? buffers.lookup(op.getBias()) : Value();
   FailureOr<gpu::GPUFuncOp> kernel = buildAttentionKernel(
       op, op.getCausal(), op.getScaleOrDefault(), cast<MemRefType>(q.getType()),
       cast<MemRefType>(k.getType()), cast<MemRefType>(v.getType()),
       cast<MemRefType>(o.getType()),
-      lse ? cast<MemRefType>(lse.getType()) : MemRefType());
+      lse ? cast<MemRefType>(lse.getType()) : MemRefType(),
+      bias ? cast<MemRefType>(bias.getType()) : MemRefType());
   if (failed(kernel))
     return failure();
   SmallVector<Value> operands = {q, k, v, o};
   if (lse)
     operands.push_back(lse);
+  if (bias)
+    operands.push_back(bias);
   launch(b, *kernel, (n + blockQ - 1) / blockQ, bhq, blockQ, operands, token);
   return success();
 }
@@ -1602,6 +1621,9 @@ LogicalResult Lowering::lowerPolynomial(
   };
   if (n == 0 || m == 0 || bhq == 0)
     return exact("an empty problem");
+  if (op.getBias())
+    return exact("a relative bias needs the Toeplitz method (the bias does "
+                 "not factor through the features)");
   int64_t chunk = poly.chunk, nk = (m + chunk - 1) / chunk;
   // Candidates as ropeattn-expand-polynomial builds them (same table, same
   // order), within max-rank and the states' memory budget.

@@ -11,14 +11,6 @@
 // POLYOPTS: convert-ropeattn-to-gpu: expected epsilon > 0, max-degree >= 1, max-rank >= 1, poly-chunk >= 1 and max-state-mib >= 0
 // BLOCKK: convert-ropeattn-to-gpu: block-k must be >= 1, got 0
 
-func.func @bias(%q: tensor<1x4x8xf32>, %b: tensor<7xf32>) -> tensor<1x4x8xf32> {
-  // expected-error @below {{convert-ropeattn-to-gpu: relative-position bias is not supported on CUDA yet}}
-  %o = ropeattn.attention %q, %q, %q bias(%b) : (tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<7xf32>) -> tensor<1x4x8xf32>
-  return %o : tensor<1x4x8xf32>
-}
-
-// -----
-
 func.func @f64(%q: tensor<1x4x8xf64>) -> tensor<1x4x8xf64> {
   // expected-error @below {{convert-ropeattn-to-gpu: expected f16, bf16 or f32 operands, found 'f64'}}
   %o = ropeattn.attention %q, %q, %q : (tensor<1x4x8xf64>, tensor<1x4x8xf64>, tensor<1x4x8xf64>) -> tensor<1x4x8xf64>
@@ -61,7 +53,7 @@ func.func @grid(%q: tensor<65536x1x8xf32>) -> tensor<65536x1x8xf32> {
 // -----
 
 func.func @grad_bias(%q: tensor<1x4x8xf32>, %b: tensor<7xf32>) -> (tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<7xf32>) {
-  // expected-error @below {{convert-ropeattn-to-gpu: relative-position bias is not supported on CUDA yet}}
+  // expected-error @below {{convert-ropeattn-to-gpu: attention_grad with a relative-position bias is not supported on CUDA yet}}
   %dq, %dk, %dv, %db = ropeattn.attention_grad %q, %q, %q, %q, %q bias(%b) : (tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<7xf32>) -> (tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<7xf32>)
   return %dq, %dk, %dv, %db : tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<7xf32>
 }
