@@ -10,6 +10,7 @@
 #                (test/Integration/CUDA/cuda_poly_oracle.py prepare)
 #   OUT/poly-bench/   polynomial vs exact vs SDPA at N = 16k, 64k, D = 16
 #                (bench/cuda_poly_bench.py prepare)
+#   OUT/fft/     16 ropeattn.fft cases (cuFFT; cuda_fft_oracle.py prepare)
 #
 # Each holds its libraries, .sig files, rope-cuda-run and
 # libropeattn_cuda_runtime.so. Then, with the device tool (the worktree
@@ -32,6 +33,7 @@ mkdir -p "$OUT"
   "$BUILD/bin/poly-approx-dump" "$OUT/poly-oracle" --configs 24 --seed 11 --chip "$CHIP"
 "$PY" "$ROOT/bench/cuda_poly_bench.py" prepare "$BUILD" "$OUT/poly-bench" --chip "$CHIP"
 rm -rf "$OUT"/poly-oracle/src*
+"$PY" "$ROOT/test/Integration/CUDA/cuda_fft_oracle.py" prepare "$BUILD" "$OUT/fft"
 # The MLIR text of each library is for reading here; it need not travel.
 rm -f "$OUT"/*/*.llvm.mlir
 du -sh "$OUT"

@@ -195,6 +195,13 @@ private:
       AttentionOp op, ImplicitLocOpBuilder &b, DenseMap<Value, Value> &buffers,
       const std::function<Value(Value)> &destination,
       const std::function<Value(MemRefType)> &allocate, Value &token);
+  /// ropeattn.fft: cuFFT through the runtime (unnormalized), then a scaling
+  /// kernel for the inverse.
+  LogicalResult lowerFft(FftOp op, ImplicitLocOpBuilder &b,
+                         DenseMap<Value, Value> &buffers,
+                         const std::function<Value(Value)> &destination,
+                         Value &token);
+  gpu::GPUFuncOp buildScaleKernel(Location loc, MemRefType x, double factor);
   gpu::GPUFuncOp buildCertificateFillKernel(Location loc, MemRefType cert);
   gpu::GPUFuncOp buildAugmentKernel(Location loc, MemRefType in,
                                     MemRefType out);
@@ -258,10 +265,16 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
   for (Operation &op : func.front()) {
     if (isa<func::ReturnOp>(op))
       continue;
+    if (isa<FftOp>(op)) {
+      if (cast<RankedTensorType>(op.getOperand(0).getType()).getRank() < 3)
+        return op.emitError("convert-ropeattn-to-gpu: ropeattn.fft on CUDA "
+                            "expects a batch dimension ([B.., L, 2])");
+      continue; // f32 and f64 (cuFFT's C2C and Z2Z)
+    }
     if (!isa<AttentionOp, AttentionGradOp>(op))
       return op.emitError("convert-ropeattn-to-gpu: only functions made of "
-                          "ropeattn.attention and ropeattn.attention_grad ops "
-                          "are lowered to CUDA yet; found '")
+                          "ropeattn.attention, ropeattn.attention_grad and "
+                          "ropeattn.fft ops are lowered to CUDA yet; found '")
              << op.getName() << "'";
     Value bias = isa<AttentionOp>(op) ? cast<AttentionOp>(op).getBias()
                                       : cast<AttentionGradOp>(op).getBias();
@@ -1821,6 +1834,81 @@ LogicalResult Lowering::lowerPolynomial(
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// ropeattn.fft: cuFFT through libropeattn_cuda_runtime.so.
+//===----------------------------------------------------------------------===//
+
+/// x *= factor, one thread per element.
+gpu::GPUFuncOp Lowering::buildScaleKernel(Location loc, MemRefType x,
+                                          double factor) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = newKernel(b, uniqueName("scale"), {x}, kRotaryBlock);
+  Value gid = globalId(b);
+  int64_t l = x.getDimSize(1), w = x.getDimSize(2);
+  auto ifOp = scf::IfOp::create(
+      b, kb.cmp(arith::CmpIPredicate::ult, gid, kb.idx(x.getNumElements())),
+      /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  Value p = kb.divu(gid, kb.idx(l * w)), rem = kb.remu(gid, kb.idx(l * w));
+  ValueRange at{p, kb.divu(rem, kb.idx(w)), kb.remu(rem, kb.idx(w))};
+  Value v = memref::LoadOp::create(b, func.getArgument(0), at);
+  memref::StoreOp::create(
+      b, arith::MulFOp::create(b, v, kb.flt(x.getElementType(), factor)),
+      func.getArgument(0), at);
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+LogicalResult Lowering::lowerFft(FftOp op, ImplicitLocOpBuilder &b,
+                                 DenseMap<Value, Value> &buffers,
+                                 const std::function<Value(Value)> &destination,
+                                 Value &token) {
+  MLIRContext *ctx = module.getContext();
+  Value in = collapseLeading(b, buffers.lookup(op.getInput()), 2);
+  Value outFull = destination(op.getResult());
+  buffers[op.getResult()] = outFull;
+  Value out = collapseLeading(b, outFull, 2);
+  auto type = cast<MemRefType>(in.getType());
+  int64_t batch = type.getDimSize(0), l = type.getDimSize(1);
+  if (batch == 0 || l == 0)
+    return success();
+  Type e = type.getElementType();
+  // The runtime takes [B, L, 2] descriptors of any static size.
+  auto dynT =
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, 2}, e);
+  std::string name =
+      e.isF64() ? "ropeattn_cuda_fft_f64" : "ropeattn_cuda_fft_f32";
+  auto fnType = FunctionType::get(ctx, {dynT, dynT, b.getI32Type()}, {});
+  if (!module.lookupSymbol<func::FuncOp>(name)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto decl = func::FuncOp::create(b, name, fnType);
+    decl.setPrivate();
+    decl->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  }
+  // The call runs on the legacy default stream and returns when done: the
+  // chain is synchronized before and restarted after.
+  gpu::WaitOp::create(b, Type(), ValueRange{token});
+  Value inverse = arith::ConstantOp::create(
+      b, b.getI32IntegerAttr(op.getInverse() ? 1 : 0));
+  func::CallOp::create(b, name, TypeRange{},
+                       ValueRange{memref::CastOp::create(b, dynT, in),
+                                  memref::CastOp::create(b, dynT, out),
+                                  inverse});
+  Type tokenType = gpu::AsyncTokenType::get(ctx);
+  token = gpu::WaitOp::create(b, tokenType, ValueRange{}).getResult(0);
+  if (op.getInverse()) {
+    auto outT = cast<MemRefType>(out.getType());
+    launch(b, buildScaleKernel(op.getLoc(), outT, 1.0 / double(l)),
+           (outT.getNumElements() + kRotaryBlock - 1) / kRotaryBlock, 1,
+           kRotaryBlock, {out}, token);
+  }
+  return success();
+}
+
 Value Lowering::rotate(ImplicitLocOpBuilder &b, Value x, Type to, RopeAttr rope,
                        int64_t offset, bool inverse,
                        const std::function<Value(MemRefType)> &allocate,
@@ -1888,8 +1976,10 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
   for (Operation &opRef : oldBlock->without_terminator()) {
     b.setLoc(opRef.getLoc());
     auto attn = dyn_cast<AttentionOp>(opRef);
+    auto fft = dyn_cast<FftOp>(opRef);
     LogicalResult lowered =
-        attn && attn.getMethodOrDefault() == Method::Polynomial
+        fft ? lowerFft(fft, b, buffers, destination, token)
+        : attn && attn.getMethodOrDefault() == Method::Polynomial
             ? lowerPolynomial(attn, b, buffers, destination, allocate, token)
         : attn ? lowerAttention(attn, b, buffers, destination, allocate, token)
                : lowerAttentionGrad(cast<AttentionGradOp>(opRef), b, buffers,

@@ -20,7 +20,7 @@ func.func @f64(%q: tensor<1x4x8xf64>) -> tensor<1x4x8xf64> {
 // -----
 
 func.func @other_op(%q: tensor<1x4x8xf32>) -> tensor<1x4x8xf32> {
-  // expected-error @below {{convert-ropeattn-to-gpu: only functions made of ropeattn.attention and ropeattn.attention_grad ops are lowered to CUDA yet; found 'ropeattn.rotary'}}
+  // expected-error @below {{convert-ropeattn-to-gpu: only functions made of ropeattn.attention, ropeattn.attention_grad and ropeattn.fft ops are lowered to CUDA yet; found 'ropeattn.rotary'}}
   %r = ropeattn.rotary %q rope <> : tensor<1x4x8xf32>
   %o = ropeattn.attention %r, %q, %q : (tensor<1x4x8xf32>, tensor<1x4x8xf32>, tensor<1x4x8xf32>) -> tensor<1x4x8xf32>
   return %o : tensor<1x4x8xf32>
@@ -72,4 +72,12 @@ func.func @grad_shared_memory(%q: tensor<1x4x1024xf32>) -> (tensor<1x4x1024xf32>
   // expected-error @below {{convert-ropeattn-to-gpu: the tiles need 270592 bytes of shared memory (block-q = 64, block-k = 32, D = 1024, Dv = 1024); at most 49152 are available}}
   %dq, %dk, %dv = ropeattn.attention_grad %q, %q, %q, %q, %q : (tensor<1x4x1024xf32>, tensor<1x4x1024xf32>, tensor<1x4x1024xf32>, tensor<1x4x1024xf32>, tensor<1x4x1024xf32>) -> (tensor<1x4x1024xf32>, tensor<1x4x1024xf32>, tensor<1x4x1024xf32>)
   return %dq, %dk, %dv : tensor<1x4x1024xf32>, tensor<1x4x1024xf32>, tensor<1x4x1024xf32>
+}
+
+// -----
+
+func.func @fft_rank2(%x: tensor<16x2xf32>) -> tensor<16x2xf32> {
+  // expected-error @below {{convert-ropeattn-to-gpu: ropeattn.fft on CUDA expects a batch dimension ([B.., L, 2])}}
+  %y = ropeattn.fft %x : tensor<16x2xf32>
+  return %y : tensor<16x2xf32>
 }
