@@ -131,6 +131,11 @@ def ConvertRopeAttnToGPU : Pass<"convert-ropeattn-to-gpu", "::mlir::ModuleOp"> {
     φ_Q·S plus the exact exponentials of its partially visible chunk) and
     the exact kernels as the default case. `attention_grad` with `method
     polynomial` is lowered exactly (its semantics allow it).
+
+    A relative bias is supported on the exact forward (not on
+    `attention_grad`). `ropeattn.fft` ops (f32/f64, `[B.., L, 2]`) become a
+    call of the runtime's cuFFT wrapper (`ropeattn_cuda_fft_f32/f64`, after
+    synchronizing the chain) and, for the inverse, a kernel scaling by 1/L.
   }];
   let options = [
     Option<"blockQ", "block-q", "int64_t", /*default=*/"64",
