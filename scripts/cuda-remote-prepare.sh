@@ -6,6 +6,11 @@
 #
 #   OUT/oracle/  30 random forward configurations (cuda_oracle.py prepare)
 #   OUT/bench/   the SDPA comparison configurations (bench/cuda_bench.py prepare)
+#   OUT/poly-oracle/  24 random `method polynomial` forwards with their inputs
+#                (test/Integration/CUDA/cuda_poly_oracle.py prepare)
+#   OUT/poly-bench/   polynomial vs exact vs SDPA at N = 16k, 64k, D = 16
+#                (bench/cuda_poly_bench.py prepare)
+#   OUT/fft/     16 ropeattn.fft cases (cuFFT; cuda_fft_oracle.py prepare)
 #
 # Each holds its libraries, .sig files, rope-cuda-run and
 # libropeattn_cuda_runtime.so. Then, with the device tool (the worktree
@@ -24,6 +29,11 @@ mkdir -p "$OUT"
 "$PY" "$ROOT/test/Integration/CUDA/cuda_oracle.py" prepare "$BUILD" "$OUT/oracle" \
   --configs 30 --seed 2026 --chip "$CHIP"
 "$PY" "$ROOT/bench/cuda_bench.py" prepare "$BUILD" "$OUT/bench" --chip "$CHIP"
+"$PY" "$ROOT/test/Integration/CUDA/cuda_poly_oracle.py" prepare "$BUILD" \
+  "$BUILD/bin/poly-approx-dump" "$OUT/poly-oracle" --configs 24 --seed 11 --chip "$CHIP"
+"$PY" "$ROOT/bench/cuda_poly_bench.py" prepare "$BUILD" "$OUT/poly-bench" --chip "$CHIP"
+rm -rf "$OUT"/poly-oracle/src*
+"$PY" "$ROOT/test/Integration/CUDA/cuda_fft_oracle.py" prepare "$BUILD" "$OUT/fft"
 # The MLIR text of each library is for reading here; it need not travel.
 rm -f "$OUT"/*/*.llvm.mlir
 du -sh "$OUT"

@@ -27,6 +27,12 @@ void ropeattn::buildLowerToCUDAPipeline(OpPassManager &pm,
   ropeattn::ConvertRopeAttnToGPUOptions lowering;
   lowering.blockQ = options.blockQ;
   lowering.blockK = options.blockK;
+  lowering.familyName = options.family;
+  lowering.epsilon = options.epsilon;
+  lowering.maxDegree = options.maxDegree;
+  lowering.maxRank = options.maxRank;
+  lowering.maxStateMib = options.maxStateMib;
+  lowering.polyChunk = options.polyChunk;
   pm.addPass(ropeattn::createConvertRopeAttnToGPU(lowering));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

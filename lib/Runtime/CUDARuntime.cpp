@@ -334,3 +334,154 @@ extern "C" void mgpuSetDefaultDevice(int32_t device) {
   }
   defaultDevice = device;
 }
+
+//===----------------------------------------------------------------------===//
+// cuFFT (what convert-ropeattn-to-gpu emits for ropeattn.fft).
+//===----------------------------------------------------------------------===//
+
+#ifdef ROPEATTN_HAVE_CUFFT
+#include <cufft.h>
+#include <dlfcn.h>
+
+#include <cstring>
+#include <map>
+#include <utility>
+
+namespace {
+
+/// cuFFT is loaded on first use (dlopen), so that the library (and every
+/// program linked to it) starts on machines without cuFFT; only ropeattn.fft
+/// needs it. ROPEATTN_CUFFT_LIBRARY names a specific file.
+struct CuFFT {
+  decltype(&cufftPlan1d) plan1d = nullptr;
+  decltype(&cufftSetStream) setStream = nullptr;
+  decltype(&cufftExecC2C) execC2C = nullptr;
+  decltype(&cufftExecZ2Z) execZ2Z = nullptr;
+};
+
+const CuFFT &cufft(const char *where) {
+  static CuFFT api;
+  static std::once_flag once;
+  std::call_once(once, [&] {
+    const char *names[] = {std::getenv("ROPEATTN_CUFFT_LIBRARY"), "libcufft.so",
+                           "libcufft.so.12", "libcufft.so.11"};
+    void *handle = nullptr;
+    for (const char *name : names)
+      if (name && *name && (handle = dlopen(name, RTLD_NOW | RTLD_GLOBAL)))
+        break;
+    if (!handle)
+      return;
+    api.plan1d =
+        reinterpret_cast<decltype(api.plan1d)>(dlsym(handle, "cufftPlan1d"));
+    api.setStream = reinterpret_cast<decltype(api.setStream)>(
+        dlsym(handle, "cufftSetStream"));
+    api.execC2C =
+        reinterpret_cast<decltype(api.execC2C)>(dlsym(handle, "cufftExecC2C"));
+    api.execZ2Z =
+        reinterpret_cast<decltype(api.execZ2Z)>(dlsym(handle, "cufftExecZ2Z"));
+  });
+  if (!api.plan1d || !api.setStream || !api.execC2C || !api.execZ2Z) {
+    std::fprintf(stderr,
+                 "ropeattn-cuda-runtime: error: %s: cannot load cuFFT "
+                 "(libcufft.so, .so.12 or .so.11; set ROPEATTN_CUFFT_LIBRARY "
+                 "to its path)\n",
+                 where);
+    std::fflush(stderr);
+    std::_Exit(1);
+  }
+  return api;
+}
+
+[[noreturn]] void cufftFail(const char *expr, cufftResult result,
+                            const char *where) {
+  std::fprintf(stderr,
+               "ropeattn-cuda-runtime: error: %s failed in %s: cufftResult "
+               "%d\n",
+               expr, where, int(result));
+  std::fflush(stderr);
+  std::_Exit(1);
+}
+
+#define CUFFT_CHECK(expr)                                                      \
+  do {                                                                         \
+    cufftResult result_ = (expr);                                              \
+    if (result_ != CUFFT_SUCCESS)                                              \
+      cufftFail(#expr, result_, __func__);                                     \
+  } while (false)
+
+std::mutex planMutex;
+std::map<std::pair<int64_t, int64_t>, cufftHandle> plans[2];
+
+/// Sizes [B, L, 2] of a rank-3 descriptor; the layout must be contiguous.
+void shapeOf(ropeattn_memref_descriptor *m, const char *where, int64_t &b,
+             int64_t &l) {
+  const int64_t *ss = m->sizesAndStrides;
+  b = ss[0];
+  l = ss[1];
+  if (ss[2] != 2 || ss[5] != 1 || ss[4] != 2 || (b > 1 && ss[3] != 2 * l)) {
+    std::fprintf(stderr,
+                 "ropeattn-cuda-runtime: error: %s expects contiguous "
+                 "[B, L, 2] buffers\n",
+                 where);
+    std::_Exit(1);
+  }
+}
+
+template <typename T>
+void runFFT(ropeattn_memref_descriptor *in, ropeattn_memref_descriptor *out,
+            int32_t inverse, bool f64, const char *where) {
+  useContext(where);
+  const CuFFT &api = cufft(where);
+  int64_t b, l, bo, lo;
+  shapeOf(in, where, b, l);
+  shapeOf(out, where, bo, lo);
+  if (b != bo || l != lo) {
+    std::fprintf(stderr, "ropeattn-cuda-runtime: error: %s: shapes differ\n",
+                 where);
+    std::_Exit(1);
+  }
+  if (b == 0 || l == 0)
+    return;
+  cufftHandle plan;
+  {
+    std::lock_guard<std::mutex> lock(planMutex);
+    auto &cache = plans[f64 ? 1 : 0];
+    auto it = cache.find({l, b});
+    if (it == cache.end()) {
+      CUFFT_CHECK(
+          api.plan1d(&plan, int(l), f64 ? CUFFT_Z2Z : CUFFT_C2C, int(b)));
+      cache[{l, b}] = plan;
+    } else {
+      plan = it->second;
+    }
+  }
+  CUFFT_CHECK(api.setStream(plan, nullptr)); // the legacy default stream
+  T *src = static_cast<T *>(in->aligned) + in->offset;
+  T *dst = static_cast<T *>(out->aligned) + out->offset;
+  int direction = inverse ? CUFFT_INVERSE : CUFFT_FORWARD;
+  if constexpr (sizeof(T) == 4)
+    CUFFT_CHECK(api.execC2C(plan, reinterpret_cast<cufftComplex *>(src),
+                            reinterpret_cast<cufftComplex *>(dst), direction));
+  else
+    CUFFT_CHECK(api.execZ2Z(plan, reinterpret_cast<cufftDoubleComplex *>(src),
+                            reinterpret_cast<cufftDoubleComplex *>(dst),
+                            direction));
+  CUDA_CHECK(cuStreamSynchronize(nullptr));
+}
+
+} // namespace
+
+extern "C" void
+_mlir_ciface_ropeattn_cuda_fft_f32(ropeattn_memref_descriptor *in,
+                                   ropeattn_memref_descriptor *out,
+                                   int32_t inverse) {
+  runFFT<float>(in, out, inverse, false, __func__);
+}
+
+extern "C" void
+_mlir_ciface_ropeattn_cuda_fft_f64(ropeattn_memref_descriptor *in,
+                                   ropeattn_memref_descriptor *out,
+                                   int32_t inverse) {
+  runFFT<double>(in, out, inverse, true, __func__);
+}
+#endif // ROPEATTN_HAVE_CUFFT

@@ -56,9 +56,9 @@ void check(CUresult result, const char *what) {
       std::to_string(int(result)) + ": " + text + ")");
 }
 
-enum class Elt { F16, BF16, F32 };
+enum class Elt { F16, BF16, F32, F64 };
 
-size_t eltSize(Elt e) { return e == Elt::F32 ? 4 : 2; }
+size_t eltSize(Elt e) { return e == Elt::F64 ? 8 : e == Elt::F32 ? 4 : 2; }
 
 struct TensorType {
   std::vector<int64_t> shape;
@@ -74,7 +74,10 @@ struct TensorType {
     std::string s = "tensor<";
     for (int64_t d : shape)
       s += std::to_string(d) + "x";
-    s += elt == Elt::F16 ? "f16" : elt == Elt::BF16 ? "bf16" : "f32";
+    s += elt == Elt::F16    ? "f16"
+         : elt == Elt::BF16 ? "bf16"
+         : elt == Elt::F64  ? "f64"
+                            : "f32";
     return s + ">";
   }
 };
@@ -116,8 +119,10 @@ TensorType parseTensor(const std::string &text, size_t &pos) {
     t.elt = Elt::BF16;
   else if (el == "f32")
     t.elt = Elt::F32;
+  else if (el == "f64") // e.g. the polynomial method's certificate result
+    t.elt = Elt::F64;
   else
-    die("unsupported element type '" + el + "' (f16, bf16, f32)");
+    die("unsupported element type '" + el + "' (f16, bf16, f32, f64)");
   return t;
 }
 
@@ -244,6 +249,7 @@ std::vector<char> readNpy(const std::string &path, const TensorType &t,
     if (item.find_first_not_of(" ") != std::string::npos)
       shape.push_back(std::stoll(item));
   bool typeOk = (t.elt == Elt::F32 && descr == "<f4") ||
+                (t.elt == Elt::F64 && descr == "<f8") ||
                 (t.elt == Elt::F16 && descr == "<f2") ||
                 (t.elt == Elt::BF16 && (descr == "<V2" || descr == "|V2" ||
                                         descr == "<u2" || descr == "bfloat16"));
@@ -263,6 +269,7 @@ std::vector<char> readNpy(const std::string &path, const TensorType &t,
 void writeNpy(const std::string &path, const TensorType &t,
               const std::vector<char> &data) {
   std::string descr = t.elt == Elt::F32   ? "<f4"
+                      : t.elt == Elt::F64 ? "<f8"
                       : t.elt == Elt::F16 ? "<f2"
                                           : "<V2";
   std::string shape = "(";
@@ -299,7 +306,10 @@ std::vector<char> generate(const std::string &spec, const TensorType &t,
   auto put = [&](int64_t i, float f) {
     if (t.elt == Elt::F32)
       std::memcpy(&data[i * 4], &f, 4);
-    else {
+    else if (t.elt == Elt::F64) {
+      double x = f;
+      std::memcpy(&data[i * 8], &x, 8);
+    } else {
       uint16_t h = t.elt == Elt::F16 ? toF16(f) : toBF16(f);
       std::memcpy(&data[i * 2], &h, 2);
     }

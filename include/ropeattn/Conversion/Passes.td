@@ -121,12 +121,41 @@ def ConvertRopeAttnToGPU : Pass<"convert-ropeattn-to-gpu", "::mlir::ModuleOp"> {
 
     Anything else in such a function (other ops, dynamic shapes, a bias,
     f64) is an error that names it.
+
+    `method polynomial` forwards (docs/Design.md, "CUDA: the polynomial
+    path") get the certificate on the device (row norms → β̂ → the cheapest
+    compiled degree covering it, and the optional `tensor<5xf64>` result),
+    one host read of the chosen case, and an `scf.index_switch` over one
+    chain of barrier-free kernels per degree (key states per chunk of
+    `poly-chunk` keys, their prefix sum, one thread per query row for
+    φ_Q·S plus the exact exponentials of its partially visible chunk) and
+    the exact kernels as the default case. `attention_grad` with `method
+    polynomial` is lowered exactly (its semantics allow it).
+
+    A relative bias is supported on the exact forward (not on
+    `attention_grad`). `ropeattn.fft` ops (f32/f64, `[B.., L, 2]`) become a
+    call of the runtime's cuFFT wrapper (`ropeattn_cuda_fft_f32/f64`, after
+    synchronizing the chain) and, for the inverse, a kernel scaling by 1/L.
   }];
   let options = [
     Option<"blockQ", "block-q", "int64_t", /*default=*/"64",
            "query rows per thread block (= threads per block)">,
     Option<"blockK", "block-k", "int64_t", /*default=*/"32",
            "key rows per tile staged in shared memory">,
+    // The polynomial method (`method polynomial` forward), as in
+    // ropeattn-expand-polynomial.
+    Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
+           "polynomial method: taylor, chebyshev or minimax">,
+    Option<"epsilon", "epsilon", "double", /*default=*/"1e-3",
+           "polynomial method: bound on the relative error of each weight">,
+    Option<"maxDegree", "max-degree", "int64_t", /*default=*/"6",
+           "polynomial method: largest degree considered">,
+    Option<"maxRank", "max-rank", "int64_t", /*default=*/"32768",
+           "polynomial method: largest feature rank C(D + g, g)">,
+    Option<"maxStateMib", "max-state-mib", "int64_t", /*default=*/"1024",
+           "polynomial method: device memory budget of the key states, MiB">,
+    Option<"polyChunk", "poly-chunk", "int64_t", /*default=*/"256",
+           "polynomial method: keys per state chunk">,
   ];
   let dependentDialects = [
     "::mlir::arith::ArithDialect",

@@ -124,6 +124,31 @@ struct LowerToCUDAOptions : public PassPipelineOptions<LowerToCUDAOptions> {
       *this, "opt-level",
       llvm::cl::desc("LLVM optimization level of the device code"),
       llvm::cl::init(3)};
+  // The polynomial method on CUDA (convert-ropeattn-to-gpu's options).
+  PassOptions::Option<std::string> family{
+      *this, "family",
+      llvm::cl::desc("Polynomial method: taylor, chebyshev or minimax"),
+      llvm::cl::init("minimax")};
+  PassOptions::Option<double> epsilon{
+      *this, "epsilon",
+      llvm::cl::desc("Polynomial method: bound on the relative error of each "
+                     "attention weight"),
+      llvm::cl::init(1e-3)};
+  PassOptions::Option<int64_t> maxDegree{
+      *this, "max-degree",
+      llvm::cl::desc("Polynomial method: largest degree considered"),
+      llvm::cl::init(6)};
+  PassOptions::Option<int64_t> maxRank{
+      *this, "max-rank",
+      llvm::cl::desc("Polynomial method: largest feature rank C(D+g, g)"),
+      llvm::cl::init(32768)};
+  PassOptions::Option<int64_t> maxStateMib{
+      *this, "max-state-mib",
+      llvm::cl::desc("Polynomial method: device memory for the key states"),
+      llvm::cl::init(1024)};
+  PassOptions::Option<int64_t> polyChunk{
+      *this, "poly-chunk", llvm::cl::desc("Polynomial method: keys per chunk"),
+      llvm::cl::init(256)};
 };
 
 /// ropeattn IR on tensors → LLVM dialect host code that launches CUDA kernels

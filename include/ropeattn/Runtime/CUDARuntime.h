@@ -71,4 +71,21 @@ void mgpuMemHostUnregisterMemRef(int64_t rank,
 void mgpuSetDefaultDevice(int32_t device);
 }
 
+/// cuFFT (only when the library was built with ROPEATTN_HAVE_CUFFT, i.e. the
+/// toolkit has cuFFT): the *unnormalized* DFT `out[b, k] = Σ_n in[b, n]·
+/// e^{∓2πi·n·k/L}` (`+` when `inverse` is non-zero) of the complex sequences
+/// of contiguous [B, L, 2] memrefs on the device (`_mlir_ciface_` convention:
+/// pointers to rank-3 descriptors). Runs on the legacy default stream and
+/// returns when done; convert-ropeattn-to-gpu scales inverse transforms by 1/L
+/// itself. Plans are cached per (L, B). libcufft is loaded with dlopen on the
+/// first call (ROPEATTN_CUFFT_LIBRARY overrides the name).
+extern "C" {
+void _mlir_ciface_ropeattn_cuda_fft_f32(ropeattn_memref_descriptor *in,
+                                        ropeattn_memref_descriptor *out,
+                                        int32_t inverse);
+void _mlir_ciface_ropeattn_cuda_fft_f64(ropeattn_memref_descriptor *in,
+                                        ropeattn_memref_descriptor *out,
+                                        int32_t inverse);
+}
+
 #endif // ROPEATTN_RUNTIME_CUDARUNTIME_H

@@ -22,6 +22,8 @@
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
 #include "mlir/IR/IRMapping.h"
 
+#include <cmath>
+
 namespace mlir {
 namespace ropeattn {
 #define GEN_PASS_DEF_ROPEATTNEMULATEGPUONHOST
@@ -122,6 +124,81 @@ LogicalResult emulateLaunch(gpu::LaunchFuncOp launch, SymbolTable &symbols) {
   return success();
 }
 
+/// A call of the cuFFT runtime (`ropeattn_cuda_fft_f32/f64(in, out,
+/// inverse)`, unnormalized, [B, L, 2]) becomes a direct O(L²) DFT in f64 on
+/// the host: out[b, k] = Σ_n in[b, n]·e^{∓2πi·((n·k) mod L)/L}.
+LogicalResult emulateFftCall(func::CallOp call) {
+  auto inverseConst = call.getOperand(2).getDefiningOp<arith::ConstantIntOp>();
+  if (!inverseConst)
+    return call.emitError("ropeattn-emulate-gpu-on-host: expected a constant "
+                          "inverse flag");
+  double sign = inverseConst.value() ? 1.0 : -1.0;
+  OpBuilder b(call);
+  Location loc = call.getLoc();
+  Value in = call.getOperand(0), out = call.getOperand(1);
+  Type e = cast<MemRefType>(in.getType()).getElementType();
+  Type f64 = b.getF64Type(), i64 = b.getI64Type();
+  auto idx = [&](int64_t v) {
+    return arith::ConstantIndexOp::create(b, loc, v);
+  };
+  auto flt = [&](double v) {
+    return arith::ConstantOp::create(b, loc, f64, b.getF64FloatAttr(v));
+  };
+  auto ext = [&](Value v) -> Value {
+    return e.isF64() ? v : arith::ExtFOp::create(b, loc, f64, v).getResult();
+  };
+  Value c0 = idx(0), c1 = idx(1);
+  Value batch = memref::DimOp::create(b, loc, in, 0);
+  Value len = memref::DimOp::create(b, loc, in, 1);
+  Value lenF = arith::SIToFPOp::create(
+      b, loc, f64, arith::IndexCastOp::create(b, loc, i64, len));
+  auto lb = scf::ForOp::create(b, loc, c0, batch, c1);
+  b.setInsertionPointToStart(lb.getBody());
+  auto lk = scf::ForOp::create(b, loc, c0, len, c1);
+  b.setInsertionPointToStart(lk.getBody());
+  Value z = lb.getInductionVar(), k = lk.getInductionVar();
+  auto ln = scf::ForOp::create(b, loc, c0, len, c1, ValueRange{flt(0), flt(0)});
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(ln.getBody());
+    Value n = ln.getInductionVar();
+    Value nk = arith::RemUIOp::create(b, loc,
+                                      arith::MulIOp::create(b, loc, n, k), len);
+    Value theta = arith::DivFOp::create(
+        b, loc,
+        arith::MulFOp::create(
+            b, loc, flt(sign * 2.0 * M_PI),
+            arith::SIToFPOp::create(
+                b, loc, f64, arith::IndexCastOp::create(b, loc, i64, nk))),
+        lenF);
+    Value cs = math::CosOp::create(b, loc, theta);
+    Value sn = math::SinOp::create(b, loc, theta);
+    Value xr = ext(memref::LoadOp::create(b, loc, in, ValueRange{z, n, c0}));
+    Value xi = ext(memref::LoadOp::create(b, loc, in, ValueRange{z, n, c1}));
+    // (xr + i·xi)(cos + i·sin)
+    Value re =
+        arith::SubFOp::create(b, loc, arith::MulFOp::create(b, loc, xr, cs),
+                              arith::MulFOp::create(b, loc, xi, sn));
+    Value im =
+        arith::AddFOp::create(b, loc, arith::MulFOp::create(b, loc, xr, sn),
+                              arith::MulFOp::create(b, loc, xi, cs));
+    scf::YieldOp::create(
+        b, loc,
+        ValueRange{
+            arith::AddFOp::create(b, loc, ln.getRegionIterArgs()[0], re),
+            arith::AddFOp::create(b, loc, ln.getRegionIterArgs()[1], im)});
+  }
+  auto narrow = [&](Value v) -> Value {
+    return e.isF64() ? v : arith::TruncFOp::create(b, loc, e, v).getResult();
+  };
+  memref::StoreOp::create(b, loc, narrow(ln.getResult(0)), out,
+                          ValueRange{z, k, c0});
+  memref::StoreOp::create(b, loc, narrow(ln.getResult(1)), out,
+                          ValueRange{z, k, c1});
+  call.erase();
+  return success();
+}
+
 struct EmulateGPUOnHostPass
     : public ropeattn::impl::RopeAttnEmulateGPUOnHostBase<
           EmulateGPUOnHostPass> {
@@ -142,6 +219,11 @@ struct EmulateGPUOnHostPass
           return WalkResult::interrupt();
       } else if (auto copy = dyn_cast<gpu::MemcpyOp>(op)) {
         memref::CopyOp::create(b, op->getLoc(), copy.getSrc(), copy.getDst());
+      } else if (auto call = dyn_cast<func::CallOp>(op);
+                 call && call.getCallee().starts_with("ropeattn_cuda_fft_")) {
+        if (failed(emulateFftCall(call)))
+          return WalkResult::interrupt();
+        return WalkResult::advance();
       } else if (auto dealloc = dyn_cast<gpu::DeallocOp>(op)) {
         memref::DeallocOp::create(b, op->getLoc(), dealloc.getMemref());
       } else if (!isa<gpu::WaitOp>(op)) {
@@ -163,6 +245,10 @@ struct EmulateGPUOnHostPass
     }
     for (auto m : llvm::make_early_inc_range(module.getOps<gpu::GPUModuleOp>()))
       m.erase();
+    for (auto f : llvm::make_early_inc_range(module.getOps<func::FuncOp>()))
+      if (f.isExternal() && f.getName().starts_with("ropeattn_cuda_fft_") &&
+          f.symbolKnownUseEmpty(module))
+        f.erase();
     module->removeAttr(gpu::GPUDialect::getContainerModuleAttrName());
   }
 };

@@ -21,6 +21,8 @@
 #include "ropeattn/Conversion/Passes.h"
 
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/GPU/IR/GPUDialect.h"
@@ -140,8 +142,17 @@ void alignWorkgroup(gpu::GPUFuncOp func, ArrayRef<unsigned> indices) {
 
 class Lowering {
 public:
-  Lowering(ModuleOp module, int64_t blockQ, int64_t blockK)
-      : module(module), blockQ(blockQ), blockK(blockK) {}
+  /// The polynomial method's options (ropeattn-expand-polynomial's).
+  struct PolyOptions {
+    poly::Family family = poly::Family::Minimax;
+    double epsilon = 1e-3;
+    int64_t maxDegree = 6, maxRank = 32768, maxStateBytes = 1024 << 20,
+            chunk = 256;
+  };
+
+  Lowering(ModuleOp module, int64_t blockQ, int64_t blockK,
+           const PolyOptions &poly)
+      : module(module), blockQ(blockQ), blockK(blockK), poly(poly) {}
 
   LogicalResult run();
   /// Rotates x : [P, N, D] at positions P_rope + offset + n into `dst` (or a
@@ -159,10 +170,11 @@ private:
   gpu::GPUFuncOp buildRotaryKernel(Location loc, MemRefType in, MemRefType out,
                                    RopeAttr rope, int64_t positionOffset,
                                    bool inverse = false);
-  FailureOr<gpu::GPUFuncOp> buildAttentionKernel(Operation *op, bool causal,
-                                                 double scale, MemRefType q,
-                                                 MemRefType k, MemRefType v,
-                                                 MemRefType o, MemRefType lse);
+  /// `bias` (optional): the relative bias as [L] (shared) or [Hq, L].
+  FailureOr<gpu::GPUFuncOp>
+  buildAttentionKernel(Operation *op, bool causal, double scale, MemRefType q,
+                       MemRefType k, MemRefType v, MemRefType o, MemRefType lse,
+                       MemRefType bias = MemRefType());
   gpu::GPUFuncOp buildDeltaKernel(Location loc, MemRefType o, MemRefType delta);
   FailureOr<gpu::GPUFuncOp> buildGradQueryKernel(AttentionGradOp op,
                                                  MemRefType q, MemRefType k,
@@ -176,7 +188,38 @@ private:
                                DenseMap<Value, Value> &buffers,
                                const std::function<Value(Value)> &destination,
                                const std::function<Value(MemRefType)> &allocate,
-                               Value &token);
+                               Value &token, bool writeCertificate = true);
+  /// The polynomial method (forward); falls back to lowerAttention when no
+  /// degree fits the budgets.
+  LogicalResult lowerPolynomial(
+      AttentionOp op, ImplicitLocOpBuilder &b, DenseMap<Value, Value> &buffers,
+      const std::function<Value(Value)> &destination,
+      const std::function<Value(MemRefType)> &allocate, Value &token);
+  /// ropeattn.fft: cuFFT through the runtime (unnormalized), then a scaling
+  /// kernel for the inverse.
+  LogicalResult lowerFft(FftOp op, ImplicitLocOpBuilder &b,
+                         DenseMap<Value, Value> &buffers,
+                         const std::function<Value(Value)> &destination,
+                         Value &token);
+  gpu::GPUFuncOp buildScaleKernel(Location loc, MemRefType x, double factor);
+  gpu::GPUFuncOp buildCertificateFillKernel(Location loc, MemRefType cert);
+  gpu::GPUFuncOp buildAugmentKernel(Location loc, MemRefType in,
+                                    MemRefType out);
+  gpu::GPUFuncOp buildNormPartialsKernel(Location loc, MemRefType q,
+                                         MemRefType k, MemRefType part);
+  gpu::GPUFuncOp buildPolySelectKernel(Location loc, MemRefType part,
+                                       MemRefType sel, MemRefType cert,
+                                       double scale, int64_t d,
+                                       ArrayRef<cost::PolyCandidate> cands);
+  gpu::GPUFuncOp buildPolyStatesKernel(Location loc, MemRefType k, MemRefType v,
+                                       MemRefType table, MemRefType weights,
+                                       MemRefType states, int64_t chunk);
+  gpu::GPUFuncOp buildPolyScanKernel(Location loc, MemRefType states);
+  gpu::GPUFuncOp buildPolyQueryKernel(Location loc, MemRefType q, MemRefType k,
+                                      MemRefType v, MemRefType table,
+                                      MemRefType weights, MemRefType states,
+                                      MemRefType o, MemRefType lse, bool causal,
+                                      double scale, int64_t chunk);
   LogicalResult
   lowerAttentionGrad(AttentionGradOp op, ImplicitLocOpBuilder &b,
                      DenseMap<Value, Value> &buffers,
@@ -189,6 +232,7 @@ private:
 
   ModuleOp module;
   int64_t blockQ, blockK;
+  PolyOptions poly;
   gpu::GPUModuleOp kernels;
   unsigned counter = 0;
 };
@@ -221,23 +265,31 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
   for (Operation &op : func.front()) {
     if (isa<func::ReturnOp>(op))
       continue;
+    if (isa<FftOp>(op)) {
+      if (cast<RankedTensorType>(op.getOperand(0).getType()).getRank() < 3)
+        return op.emitError("convert-ropeattn-to-gpu: ropeattn.fft on CUDA "
+                            "expects a batch dimension ([B.., L, 2])");
+      continue; // f32 and f64 (cuFFT's C2C and Z2Z)
+    }
     if (!isa<AttentionOp, AttentionGradOp>(op))
       return op.emitError("convert-ropeattn-to-gpu: only functions made of "
-                          "ropeattn.attention and ropeattn.attention_grad ops "
-                          "are lowered to CUDA yet; found '")
+                          "ropeattn.attention, ropeattn.attention_grad and "
+                          "ropeattn.fft ops are lowered to CUDA yet; found '")
              << op.getName() << "'";
     Value bias = isa<AttentionOp>(op) ? cast<AttentionOp>(op).getBias()
                                       : cast<AttentionGradOp>(op).getBias();
-    if (bias)
-      return op.emitError("convert-ropeattn-to-gpu: relative-position bias "
-                          "is not supported on CUDA yet");
+    if (bias && isa<AttentionGradOp>(op))
+      return op.emitError("convert-ropeattn-to-gpu: attention_grad with a "
+                          "relative-position bias is not supported on CUDA "
+                          "yet");
     // Results other than the output and the logsumexp (e.g. an error
     // certificate) have no CUDA lowering.
     if (auto attn = dyn_cast<AttentionOp>(op))
-      if (op.getNumResults() != 1u + (attn.getLogsumexp() ? 1u : 0u))
-        return op.emitError("convert-ropeattn-to-gpu: only the output and "
-                            "logsumexp results of ropeattn.attention are "
-                            "supported on CUDA");
+      if (op.getNumResults() != 1u + (attn.getLogsumexp() ? 1u : 0u) +
+                                    (attn.getCertificate() ? 1u : 0u))
+        return op.emitError("convert-ropeattn-to-gpu: only the output, "
+                            "logsumexp and certificate results of "
+                            "ropeattn.attention are supported on CUDA");
     auto qt = cast<RankedTensorType>(op.getOperand(0).getType());
     Type e = qt.getElementType();
     if (!e.isF16() && !e.isBF16() && !e.isF32())
@@ -345,10 +397,9 @@ gpu::GPUFuncOp Lowering::buildRotaryKernel(Location loc, MemRefType in,
 // Attention kernel.
 //===----------------------------------------------------------------------===//
 
-FailureOr<gpu::GPUFuncOp>
-Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
-                               MemRefType qT, MemRefType kT, MemRefType vT,
-                               MemRefType oT, MemRefType lseT) {
+FailureOr<gpu::GPUFuncOp> Lowering::buildAttentionKernel(
+    Operation *op, bool causal, double scaleValue, MemRefType qT, MemRefType kT,
+    MemRefType vT, MemRefType oT, MemRefType lseT, MemRefType biasT) {
   MLIRContext *ctx = module.getContext();
   Type e = vT.getElementType();
   Type a = getAccumulationType(e);
@@ -378,6 +429,8 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
   SmallVector<Type> args = {qT, kT, vT, oT};
   if (lseT)
     args.push_back(lseT);
+  if (biasT)
+    args.push_back(biasT);
   auto func = gpu::GPUFuncOp::create(b, uniqueName("attention"),
                                      FunctionType::get(ctx, args, {}),
                                      TypeRange{ksT, vsT, ssT});
@@ -388,6 +441,7 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
   Value q = func.getArgument(0), k = func.getArgument(1),
         v = func.getArgument(2), o = func.getArgument(3);
   Value lse = lseT ? func.getArgument(4) : Value();
+  Value bias = biasT ? func.getArgument(lseT ? 5 : 4) : Value();
   Value ks = func.getWorkgroupAttributions()[0];
   Value vs = func.getWorkgroupAttributions()[1];
   Value ss = func.getWorkgroupAttributions()[2];
@@ -479,6 +533,17 @@ Lowering::buildAttentionKernel(Operation *op, bool causal, double scaleValue,
         s = arith::AddFOp::create(b, s, part[pi]);
       Value kj = kb.add(k0, j);
       Value vis = kb.cmp(arith::CmpIPredicate::ult, kj, kb.idx(m));
+      if (bias) {
+        // ℓ_ij += bias[(h,) i − j + M − 1] in acc(E) (docs/Spec.md §5); the
+        // indices are clamped for padded rows and keys, which are masked.
+        Value idx =
+            kb.sub(kb.add(iLoad, kb.idx(m - 1)), kb.minu(kj, kb.idx(m - 1)));
+        SmallVector<Value> at = {idx};
+        if (biasT.getRank() == 2)
+          at.insert(at.begin(), kb.remu(bh, kb.idx(biasT.getDimSize(0))));
+        s = arith::AddFOp::create(
+            b, s, kb.cast(memref::LoadOp::create(b, bias, at), a));
+      }
       if (causal)
         vis = arith::AndIOp::create(
             b, vis, kb.cmp(arith::CmpIPredicate::sle, kj, rowHorizon));
@@ -957,24 +1022,39 @@ void Lowering::launch(ImplicitLocOpBuilder &b, gpu::GPUFuncOp kernel,
   token = op.getAsyncToken();
 }
 
-LogicalResult Lowering::lowerAttention(
-    AttentionOp op, ImplicitLocOpBuilder &b, DenseMap<Value, Value> &buffers,
-    const std::function<Value(Value)> &destination,
-    const std::function<Value(MemRefType)> &allocate, Value &token) {
+LogicalResult
+Lowering::lowerAttention(AttentionOp op, ImplicitLocOpBuilder &b,
+                         DenseMap<Value, Value> &buffers,
+                         const std::function<Value(Value)> &destination,
+                         const std::function<Value(MemRefType)> &allocate,
+                         Value &token, bool writeCertificate) {
+  // The exact method's certificate: [NaN, 0, 0, 0, 0] (β̂ not evaluated), as
+  // on the CPU path.
+  if (Value cert = op.getCertificate(); cert && writeCertificate) {
+    Value c = destination(cert);
+    buffers[cert] = c;
+    launch(
+        b,
+        buildCertificateFillKernel(op.getLoc(), cast<MemRefType>(c.getType())),
+        1, 1, 1, {c}, token);
+  }
   Type e = op.getQuery().getType().getElementType();
   Type a = getAccumulationType(e);
   Value q = collapseLeading(b, buffers.lookup(op.getQuery()), 2);
   Value k = collapseLeading(b, buffers.lookup(op.getKey()), 2);
   Value v = collapseLeading(b, buffers.lookup(op.getValue()), 2);
-  Value oFull = destination(op.getOutput());
-  buffers[op.getOutput()] = oFull;
-  Value o = collapseLeading(b, oFull, 2);
+  // Results already placed (the polynomial lowering's exact fallback case)
+  // keep their buffers.
+  auto place = [&](Value result) {
+    Value &buf = buffers[result];
+    if (!buf)
+      buf = destination(result);
+    return buf;
+  };
+  Value o = collapseLeading(b, place(op.getOutput()), 2);
   Value lse;
-  if (Value l = op.getLogsumexp()) {
-    Value lFull = destination(l);
-    buffers[l] = lFull;
-    lse = collapseLeading(b, lFull, 1);
-  }
+  if (Value l = op.getLogsumexp())
+    lse = collapseLeading(b, place(l), 1);
   auto qT = cast<MemRefType>(q.getType()), kT = cast<MemRefType>(k.getType());
   int64_t n = qT.getDimSize(1), m = kT.getDimSize(1), d = qT.getDimSize(2);
   int64_t bhq = qT.getDimSize(0);
@@ -987,16 +1067,20 @@ LogicalResult Lowering::lowerAttention(
     q = rotate(b, q, a, rope, m - n, false, allocate, Value(), token);
     k = rotate(b, k, a, rope, 0, false, allocate, Value(), token);
   }
+  Value bias = op.getBias() ? buffers.lookup(op.getBias()) : Value();
   FailureOr<gpu::GPUFuncOp> kernel = buildAttentionKernel(
       op, op.getCausal(), op.getScaleOrDefault(), cast<MemRefType>(q.getType()),
       cast<MemRefType>(k.getType()), cast<MemRefType>(v.getType()),
       cast<MemRefType>(o.getType()),
-      lse ? cast<MemRefType>(lse.getType()) : MemRefType());
+      lse ? cast<MemRefType>(lse.getType()) : MemRefType(),
+      bias ? cast<MemRefType>(bias.getType()) : MemRefType());
   if (failed(kernel))
     return failure();
   SmallVector<Value> operands = {q, k, v, o};
   if (lse)
     operands.push_back(lse);
+  if (bias)
+    operands.push_back(bias);
   launch(b, *kernel, (n + blockQ - 1) / blockQ, bhq, blockQ, operands, token);
   return success();
 }
@@ -1099,6 +1183,732 @@ Lowering::lowerAttentionGrad(AttentionGradOp op, ImplicitLocOpBuilder &b,
   return success();
 }
 
+//===----------------------------------------------------------------------===//
+// The polynomial method (forward) on CUDA: docs/Design.md, "CUDA: the
+// polynomial path". Every kernel here is barrier-free with one thread per
+// output (independent threads), so ropeattn-emulate-gpu-on-host runs them
+// with their real block sizes.
+//===----------------------------------------------------------------------===//
+
+/// Partial maxima of the squared row norms (the certificate's first stage).
+constexpr int64_t kNormPartials = 1024;
+
+/// A barrier-free kernel of kRotaryBlock threads per block with `types` as
+/// arguments; the builder is left at the start of its body.
+static gpu::GPUFuncOp newKernel(ImplicitLocOpBuilder &b, StringRef name,
+                                TypeRange types, int64_t threads) {
+  auto func = gpu::GPUFuncOp::create(
+      b, name, FunctionType::get(b.getContext(), types, {}));
+  func->setAttr(gpu::GPUDialect::getKernelFuncAttrName(), b.getUnitAttr());
+  func.setKnownBlockSizeAttr(b.getDenseI32ArrayAttr({int32_t(threads), 1, 1}));
+  b.setInsertionPointToStart(&func.front());
+  return func;
+}
+
+/// blockIdx.x · kRotaryBlock + threadIdx.x.
+static Value globalId(ImplicitLocOpBuilder &b) {
+  KB kb{b};
+  return kb.add(kb.mul(gpu::BlockIdOp::create(b, gpu::Dimension::x),
+                       kb.idx(kRotaryBlock)),
+                gpu::ThreadIdOp::create(b, gpu::Dimension::x));
+}
+
+/// φ_α(x) = w[which, α]·Π_t x[p, row, table[α, t]] (x has the constant 1 in
+/// column D, the "degree filler" of multisets of size g).
+static Value feature(ImplicitLocOpBuilder &b, Value x, Value p, Value row,
+                     Value table, Value weights, int64_t which, Value alpha,
+                     int64_t g) {
+  KB kb{b};
+  Value f =
+      memref::LoadOp::create(b, weights, ValueRange{kb.idx(which), alpha});
+  for (int64_t t = 0; t < g; ++t) {
+    Value c = memref::LoadOp::create(b, table, ValueRange{alpha, kb.idx(t)});
+    c = arith::IndexCastOp::create(b, b.getIndexType(), c);
+    f = arith::MulFOp::create(
+        b, f, memref::LoadOp::create(b, x, ValueRange{p, row, c}));
+  }
+  return f;
+}
+
+gpu::GPUFuncOp Lowering::buildCertificateFillKernel(Location loc,
+                                                    MemRefType cert) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = newKernel(b, uniqueName("certificate_exact"), {cert}, 1);
+  Type f64 = b.getF64Type();
+  for (int64_t i = 0; i < 5; ++i)
+    memref::StoreOp::create(
+        b, kb.flt(f64, i ? 0.0 : std::numeric_limits<double>::quiet_NaN()),
+        func.getArgument(0), ValueRange{kb.idx(i)});
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// y[p, r, c] = acc(x[p, r, c]) for c < D, y[p, r, D] = 1.
+gpu::GPUFuncOp Lowering::buildAugmentKernel(Location loc, MemRefType in,
+                                            MemRefType out) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = newKernel(b, uniqueName("augment"), {in, out}, kRotaryBlock);
+  int64_t rows = out.getDimSize(1), w = out.getDimSize(2), d = w - 1;
+  Type a = out.getElementType();
+  Value gid = globalId(b);
+  auto ifOp = scf::IfOp::create(
+      b, kb.cmp(arith::CmpIPredicate::ult, gid, kb.idx(out.getNumElements())),
+      /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  Value p = kb.divu(gid, kb.idx(rows * w));
+  Value rem = kb.remu(gid, kb.idx(rows * w));
+  Value r = kb.divu(rem, kb.idx(w)), c = kb.remu(rem, kb.idx(w));
+  Value isOne = kb.cmp(arith::CmpIPredicate::eq, c, kb.idx(d));
+  auto pick = scf::IfOp::create(b, TypeRange{a}, isOne, /*withElse=*/true);
+  {
+    OpBuilder::InsertionGuard g(b);
+    b.setInsertionPointToStart(&pick.getThenRegion().front());
+    scf::YieldOp::create(b, ValueRange{kb.flt(a, 1.0)});
+    b.setInsertionPointToStart(&pick.getElseRegion().front());
+    Value x =
+        memref::LoadOp::create(b, func.getArgument(0), ValueRange{p, r, c});
+    scf::YieldOp::create(b, ValueRange{kb.cast(x, a)});
+  }
+  memref::StoreOp::create(b, pick.getResult(0), func.getArgument(1),
+                          ValueRange{p, r, c});
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// part[0, t] = max of ‖q̂_ρ‖² over rows ρ ≡ t (mod kNormPartials), part[1, t]
+/// likewise for k̂ (the columns < D; column D holds the 1).
+gpu::GPUFuncOp Lowering::buildNormPartialsKernel(Location loc, MemRefType q,
+                                                 MemRefType k,
+                                                 MemRefType part) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func =
+      newKernel(b, uniqueName("norm_partials"), {q, k, part}, kRotaryBlock);
+  Type a = part.getElementType();
+  Value t = globalId(b);
+  for (int64_t which = 0; which < 2; ++which) {
+    Value x = func.getArgument(which);
+    auto xT = cast<MemRefType>(x.getType());
+    int64_t rows = xT.getDimSize(1), d = xT.getDimSize(2) - 1;
+    auto loop =
+        scf::ForOp::create(b, t, kb.idx(xT.getDimSize(0) * rows),
+                           kb.idx(kNormPartials), ValueRange{kb.flt(a, 0.0)});
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value rho = loop.getInductionVar();
+      Value p = kb.divu(rho, kb.idx(rows)), r = kb.remu(rho, kb.idx(rows));
+      Value sq = kb.flt(a, 0.0);
+      for (int64_t c = 0; c < d; ++c) {
+        Value v = memref::LoadOp::create(b, x, ValueRange{p, r, kb.idx(c)});
+        sq = math::FmaOp::create(b, v, v, sq);
+      }
+      scf::YieldOp::create(b, ValueRange{arith::MaximumFOp::create(
+                                  b, sq, loop.getRegionIterArgs()[0])});
+    }
+    memref::StoreOp::create(b, loop.getResult(0), func.getArgument(2),
+                            ValueRange{kb.idx(which), t});
+  }
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// One thread: β̂ = |s|·(1 + 2(D + 2)u)·√max‖q̂‖²·√max‖k̂‖² in f64 (as the
+/// CPU path's logitBound), sel = the first candidate with β̂ ≤ B_g (else the
+/// number of candidates: the exact method), and the certificate
+/// [β̂, g, δ_g, B(δ_g), −log(1 − δ_g)] (zeros after β̂ for the exact method).
+gpu::GPUFuncOp
+Lowering::buildPolySelectKernel(Location loc, MemRefType part, MemRefType sel,
+                                MemRefType cert, double scale, int64_t d,
+                                ArrayRef<cost::PolyCandidate> cands) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  SmallVector<Type> types = {part, sel};
+  if (cert)
+    types.push_back(cert);
+  auto func = newKernel(b, uniqueName("poly_select"), types, 1);
+  Type a = part.getElementType(), f64 = b.getF64Type();
+  SmallVector<Value> norms;
+  for (int64_t which = 0; which < 2; ++which) {
+    auto loop = scf::ForOp::create(b, kb.idx(0), kb.idx(kNormPartials),
+                                   kb.idx(1), ValueRange{kb.flt(a, 0.0)});
+    {
+      OpBuilder::InsertionGuard g(b);
+      b.setInsertionPointToStart(loop.getBody());
+      Value v = memref::LoadOp::create(
+          b, func.getArgument(0),
+          ValueRange{kb.idx(which), loop.getInductionVar()});
+      scf::YieldOp::create(b, ValueRange{arith::MaximumFOp::create(
+                                  b, v, loop.getRegionIterArgs()[0])});
+    }
+    norms.push_back(math::SqrtOp::create(b, kb.cast(loop.getResult(0), f64)));
+  }
+  double slack = 1.0 + 2.0 * double(d + 2) * 0x1p-24;
+  Value beta =
+      arith::MulFOp::create(b, arith::MulFOp::create(b, norms[0], norms[1]),
+                            kb.flt(f64, std::abs(scale) * slack));
+  Value s = kb.idx(cands.size());
+  for (int64_t i = int64_t(cands.size()) - 1; i >= 0; --i) {
+    Value ok = arith::CmpFOp::create(b, arith::CmpFPredicate::OLE, beta,
+                                     kb.flt(f64, cands[i].betaMax));
+    s = kb.sel(ok, kb.idx(i), s);
+  }
+  memref::StoreOp::create(b, arith::IndexCastOp::create(b, b.getI32Type(), s),
+                          func.getArgument(1), ValueRange{kb.idx(0)});
+  if (cert) {
+    auto pick = [&](function_ref<double(const cost::PolyCandidate &)> f) {
+      Value v = kb.flt(f64, 0.0);
+      for (size_t i = 0; i < cands.size(); ++i)
+        v = kb.sel(kb.cmp(arith::CmpIPredicate::eq, s, kb.idx(i)),
+                   kb.flt(f64, f(cands[i])), v);
+      return v;
+    };
+    SmallVector<Value> entries = {
+        beta, pick([](auto &c) { return double(c.degree); }),
+        pick([](auto &c) { return c.delta; }),
+        pick([](auto &c) { return poly::outputErrorBound(c.delta); }),
+        pick([](auto &c) { return poly::lseErrorBound(c.delta); })};
+    for (auto [i, v] : llvm::enumerate(entries))
+      memref::StoreOp::create(b, v, func.getArgument(2), ValueRange{kb.idx(i)});
+  }
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// S[p, kc + 1, α, :] = Σ_{j in key chunk kc} φ_K,α(k̂_j)·[v_j, 1], one thread
+/// per (α, kc) (grid x) and kv head p (grid y).
+gpu::GPUFuncOp Lowering::buildPolyStatesKernel(Location loc, MemRefType k,
+                                               MemRefType v, MemRefType table,
+                                               MemRefType weights,
+                                               MemRefType states,
+                                               int64_t chunk) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = newKernel(b, uniqueName("poly_states"),
+                        {k, v, table, weights, states}, kRotaryBlock);
+  Value kh = func.getArgument(0), vv = func.getArgument(1),
+        tab = func.getArgument(2), w = func.getArgument(3),
+        st = func.getArgument(4);
+  int64_t m = k.getDimSize(1), dv = v.getDimSize(2);
+  int64_t nk = states.getDimSize(1) - 1, r = states.getDimSize(2);
+  int64_t g = table.getDimSize(1);
+  Type a = states.getElementType();
+  Value gid = globalId(b);
+  Value p = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  auto ifOp = scf::IfOp::create(
+      b, kb.cmp(arith::CmpIPredicate::ult, gid, kb.idx(r * nk)),
+      /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  Value alpha = kb.remu(gid, kb.idx(r)), kc = kb.divu(gid, kb.idx(r));
+  Value j0 = kb.mul(kc, kb.idx(chunk));
+  Value j1 = kb.minu(kb.add(j0, kb.idx(chunk)), kb.idx(m));
+  SmallVector<Value> init(dv + 1, kb.flt(a, 0.0));
+  auto loop = scf::ForOp::create(b, j0, j1, kb.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    Value j = loop.getInductionVar();
+    Value phi = feature(b, kh, p, j, tab, w, 1, alpha, g);
+    SmallVector<Value> next;
+    for (int64_t c = 0; c < dv; ++c) {
+      Value x = kb.cast(
+          memref::LoadOp::create(b, vv, ValueRange{p, j, kb.idx(c)}), a);
+      next.push_back(
+          math::FmaOp::create(b, phi, x, loop.getRegionIterArgs()[c]));
+    }
+    next.push_back(arith::AddFOp::create(b, phi, loop.getRegionIterArgs()[dv]));
+    scf::YieldOp::create(b, next);
+  }
+  Value slot = kb.add(kc, kb.idx(1));
+  for (int64_t c = 0; c <= dv; ++c)
+    memref::StoreOp::create(b, loop.getResult(c), st,
+                            ValueRange{p, slot, alpha, kb.idx(c)});
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// S[p, 0, e] = 0, S[p, t, e] = Σ_{kc < t} (chunk states): an exclusive prefix
+/// sum over the chunks in place, one thread per entry e = (α, c).
+gpu::GPUFuncOp Lowering::buildPolyScanKernel(Location loc, MemRefType states) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = newKernel(b, uniqueName("poly_scan"), {states}, kRotaryBlock);
+  Value st = func.getArgument(0);
+  int64_t nk = states.getDimSize(1) - 1, r = states.getDimSize(2),
+          w = states.getDimSize(3);
+  Type a = states.getElementType();
+  Value gid = globalId(b);
+  Value p = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  auto ifOp = scf::IfOp::create(
+      b, kb.cmp(arith::CmpIPredicate::ult, gid, kb.idx(r * w)),
+      /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  Value alpha = kb.divu(gid, kb.idx(w)), c = kb.remu(gid, kb.idx(w));
+  memref::StoreOp::create(b, kb.flt(a, 0.0), st,
+                          ValueRange{p, kb.idx(0), alpha, c});
+  auto loop = scf::ForOp::create(b, kb.idx(1), kb.idx(nk + 1), kb.idx(1),
+                                 ValueRange{kb.flt(a, 0.0)});
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(loop.getBody());
+    ValueRange at{p, loop.getInductionVar(), alpha, c};
+    Value run = arith::AddFOp::create(b, loop.getRegionIterArgs()[0],
+                                      memref::LoadOp::create(b, st, at));
+    memref::StoreOp::create(b, run, st, at);
+    scf::YieldOp::create(b, ValueRange{run});
+  }
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// One thread per query row i (grid x) and query head p (grid y): with
+/// lim = i + (M − N) its last visible key (causal; M − 1 otherwise) and
+/// t = nk if lim ≥ M − 1 else ⌊(lim + 1)/C⌋ its fully visible chunks,
+/// acc = Σ_α φ_Q,α(q̂_i)·S[p/G, t, α, :] + Σ_{t·C ≤ j ≤ lim} e^{s⟨q̃_i, k̃_j⟩}
+/// [v_j, 1]; o_i = acc[:Dv]/acc[Dv] (rounded to E once), lse_i = log acc[Dv];
+/// a row without visible keys gets o = 0, lse = −∞.
+gpu::GPUFuncOp Lowering::buildPolyQueryKernel(
+    Location loc, MemRefType q, MemRefType k, MemRefType v, MemRefType table,
+    MemRefType weights, MemRefType states, MemRefType o, MemRefType lse,
+    bool causal, double scale, int64_t chunk) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  SmallVector<Type> types = {q, k, v, table, weights, states, o};
+  if (lse)
+    types.push_back(lse);
+  auto func = newKernel(b, uniqueName("poly_query"), types, kRotaryBlock);
+  Value qh = func.getArgument(0), kh = func.getArgument(1),
+        vv = func.getArgument(2), tab = func.getArgument(3),
+        w = func.getArgument(4), st = func.getArgument(5),
+        out = func.getArgument(6);
+  int64_t n = q.getDimSize(1), d = q.getDimSize(2) - 1, m = k.getDimSize(1);
+  int64_t dv = v.getDimSize(2), nk = states.getDimSize(1) - 1,
+          r = states.getDimSize(2), g = table.getDimSize(1);
+  int64_t group = q.getDimSize(0) / k.getDimSize(0);
+  Type a = states.getElementType(), e = o.getElementType();
+  Value i = globalId(b);
+  Value p = gpu::BlockIdOp::create(b, gpu::Dimension::y);
+  Value pk = kb.divu(p, kb.idx(group));
+  auto ifOp =
+      scf::IfOp::create(b, kb.cmp(arith::CmpIPredicate::ult, i, kb.idx(n)),
+                        /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  // Signed arithmetic: lim may be negative (rows without visible keys).
+  Value lim = causal ? arith::AddIOp::create(b, i, kb.idx(m - n)).getResult()
+                     : kb.idx(m - 1);
+  Value all =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, lim, kb.idx(m - 1));
+  Value visible =
+      arith::CmpIOp::create(b, arith::CmpIPredicate::sge, lim, kb.idx(0));
+  Value limPlus = arith::MaxSIOp::create(b, kb.add(lim, kb.idx(1)), kb.idx(0));
+  Value t = kb.sel(all, kb.idx(nk), kb.divu(limPlus, kb.idx(chunk)));
+  Value jEnd = kb.sel(all, kb.idx(m), limPlus);
+
+  SmallVector<Value> init(dv + 1, kb.flt(a, 0.0));
+  auto feat = scf::ForOp::create(b, kb.idx(0), kb.idx(r), kb.idx(1), init);
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(feat.getBody());
+    Value alpha = feat.getInductionVar();
+    Value phi = feature(b, qh, p, i, tab, w, 0, alpha, g);
+    SmallVector<Value> next;
+    for (int64_t c = 0; c <= dv; ++c) {
+      Value s =
+          memref::LoadOp::create(b, st, ValueRange{pk, t, alpha, kb.idx(c)});
+      next.push_back(
+          math::FmaOp::create(b, phi, s, feat.getRegionIterArgs()[c]));
+    }
+    scf::YieldOp::create(b, next);
+  }
+  // The partially visible chunk: exact exponentials (|ℓ| ≤ β̂, no shift).
+  SmallVector<Value> qRow;
+  for (int64_t c = 0; c < d; ++c)
+    qRow.push_back(memref::LoadOp::create(b, qh, ValueRange{p, i, kb.idx(c)}));
+  auto local = scf::ForOp::create(b, kb.mul(t, kb.idx(chunk)), jEnd, kb.idx(1),
+                                  feat.getResults());
+  {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(local.getBody());
+    Value j = local.getInductionVar();
+    SmallVector<std::pair<Value, Value>> terms;
+    for (int64_t c = 0; c < d; ++c)
+      terms.push_back({qRow[c], memref::LoadOp::create(
+                                    b, kh, ValueRange{pk, j, kb.idx(c)})});
+    Value dot = dotProduct(b, kb.flt(a, 0.0), terms);
+    Value wgt =
+        math::ExpOp::create(b, arith::MulFOp::create(b, dot, kb.flt(a, scale)));
+    SmallVector<Value> next;
+    for (int64_t c = 0; c < dv; ++c) {
+      Value x = kb.cast(
+          memref::LoadOp::create(b, vv, ValueRange{pk, j, kb.idx(c)}), a);
+      next.push_back(
+          math::FmaOp::create(b, wgt, x, local.getRegionIterArgs()[c]));
+    }
+    next.push_back(
+        arith::AddFOp::create(b, wgt, local.getRegionIterArgs()[dv]));
+    scf::YieldOp::create(b, next);
+  }
+  Value den = local.getResult(dv);
+  for (int64_t c = 0; c < dv; ++c) {
+    Value x = arith::DivFOp::create(b, local.getResult(c), den);
+    x = kb.sel(visible, x, kb.flt(a, 0.0));
+    memref::StoreOp::create(b, kb.cast(x, e), out, ValueRange{p, i, kb.idx(c)});
+  }
+  if (lse) {
+    Value l = kb.sel(visible, math::LogOp::create(b, den),
+                     kb.flt(a, -std::numeric_limits<double>::infinity()));
+    memref::StoreOp::create(b, l, func.getArgument(7), ValueRange{p, i});
+  }
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+/// The monomials of p(s⟨q, k⟩) = Σ_k c_k s^k ⟨q, k⟩^k as multisets of size g
+/// over {0, …, D} (D stands for the constant 1, so |α| = k < g is padded):
+/// C(D + g, g) rows of column indices, and the weight w_α = c_k s^k k!/α!
+/// split as φ_Q: sign(w)·√|w|, φ_K: √|w| (balanced magnitudes in f32).
+static void featureTable(int64_t d, int64_t g, ArrayRef<double> coeffs,
+                         double scale, SmallVectorImpl<int32_t> &table,
+                         SmallVectorImpl<float> &wq,
+                         SmallVectorImpl<float> &wk) {
+  SmallVector<int32_t> cur(g, 0);
+  std::function<void(int64_t, int32_t)> rec = [&](int64_t pos, int32_t from) {
+    if (pos == g) {
+      // k = entries < D; multinomial k!/Π α_a!.
+      double w = 1.0;
+      int64_t kdeg = 0, run = 0;
+      for (int64_t t = 0; t < g; ++t) {
+        if (cur[t] == d)
+          continue;
+        ++kdeg;
+        w *= double(kdeg);
+        run = (t > 0 && cur[t] == cur[t - 1]) ? run + 1 : 1;
+        w /= double(run);
+      }
+      w *= coeffs[kdeg] * std::pow(scale, double(kdeg));
+      table.append(cur.begin(), cur.end());
+      double root = std::sqrt(std::abs(w));
+      wq.push_back(float(w < 0 ? -root : root));
+      wk.push_back(float(root));
+      return;
+    }
+    for (int32_t c = from; c <= d; ++c) {
+      cur[pos] = c;
+      rec(pos + 1, c);
+    }
+  };
+  rec(0, 0);
+}
+
+LogicalResult Lowering::lowerPolynomial(
+    AttentionOp op, ImplicitLocOpBuilder &b, DenseMap<Value, Value> &buffers,
+    const std::function<Value(Value)> &destination,
+    const std::function<Value(MemRefType)> &allocate, Value &token) {
+  RankedTensorType qType = op.getQuery().getType();
+  RankedTensorType kType = op.getKey().getType();
+  RankedTensorType vType = op.getValue().getType();
+  int64_t rank = qType.getRank();
+  int64_t n = qType.getDimSize(rank - 2), m = kType.getDimSize(rank - 2);
+  int64_t d = qType.getDimSize(rank - 1), dv = vType.getDimSize(rank - 1);
+  int64_t bhq = 1, bhk = 1;
+  for (int64_t i = 0; i < rank - 2; ++i) {
+    bhq *= qType.getDimSize(i);
+    bhk *= kType.getDimSize(i);
+  }
+  auto exact = [&](const Twine &why) {
+    op.emitRemark("convert-ropeattn-to-gpu: exact path: ") << why;
+    return lowerAttention(op, b, buffers, destination, allocate, token);
+  };
+  if (n == 0 || m == 0 || bhq == 0)
+    return exact("an empty problem");
+  if (op.getBias())
+    return exact("a relative bias needs the Toeplitz method (the bias does "
+                 "not factor through the features)");
+  int64_t chunk = poly.chunk, nk = (m + chunk - 1) / chunk;
+  // Candidates as ropeattn-expand-polynomial builds them (same table, same
+  // order), within max-rank and the states' memory budget.
+  SmallVector<cost::PolyCandidate> cands;
+  for (int64_t g = 1; g <= poly.maxDegree; ++g) {
+    if (poly.family == poly::Family::Taylor && g % 2 != 0)
+      continue;
+    int64_t r = poly::featureRank(d, g);
+    long double bytes = (long double)bhk * (nk + 1) * r * (dv + 1) * 4;
+    if (r > poly.maxRank || bytes > (long double)poly.maxStateBytes ||
+        r * nk > int64_t(INT32_MAX))
+      break;
+    if (std::optional<cost::PolyCandidate> c =
+            cost::polyCandidate(poly.family, g, poly.epsilon))
+      cands.push_back(*c);
+  }
+  if (cands.empty())
+    return exact("no degree within max-degree, max-rank and max-state-mib "
+                 "meets epsilon");
+
+  MLIRContext *ctx = module.getContext();
+  Type e = qType.getElementType();
+  Type a = getAccumulationType(e);
+  Type tokenType = gpu::AsyncTokenType::get(ctx);
+  KB kb{b};
+  Value q = collapseLeading(b, buffers.lookup(op.getQuery()), 2);
+  Value k = collapseLeading(b, buffers.lookup(op.getKey()), 2);
+  Value v = collapseLeading(b, buffers.lookup(op.getValue()), 2);
+  Value oFull = destination(op.getOutput());
+  buffers[op.getOutput()] = oFull;
+  Value o = collapseLeading(b, oFull, 2);
+  Value lse;
+  if (Value l = op.getLogsumexp()) {
+    Value lFull = destination(l);
+    buffers[l] = lFull;
+    lse = collapseLeading(b, lFull, 1);
+  }
+  Value cert;
+  if (Value c = op.getCertificate()) {
+    cert = destination(c);
+    buffers[c] = cert;
+  }
+  auto typeOf = [](Value x) { return cast<MemRefType>(x.getType()); };
+
+  // q̃, k̃ in acc(E), then with the constant 1 appended: [P, N, D + 1].
+  RopeAttr rope = op.getRopeAttr();
+  Value qr = q, kr = k;
+  if (rope && !rope.isIdentityFor(d) && d > 0) {
+    qr = rotate(b, q, a, rope, m - n, false, allocate, Value(), token);
+    kr = rotate(b, k, a, rope, 0, false, allocate, Value(), token);
+  }
+  auto augment = [&](Value x) {
+    auto xT = typeOf(x);
+    auto yT = MemRefType::get({xT.getDimSize(0), xT.getDimSize(1), d + 1}, a);
+    Value y = allocate(yT);
+    launch(b, buildAugmentKernel(op.getLoc(), xT, yT),
+           (yT.getNumElements() + kRotaryBlock - 1) / kRotaryBlock, 1,
+           kRotaryBlock, {x, y}, token);
+    return y;
+  };
+  Value qh = augment(qr), kh = augment(kr);
+
+  // The certificate and the case, on the device; the host reads the case.
+  Value part = allocate(MemRefType::get({2, kNormPartials}, a));
+  launch(b,
+         buildNormPartialsKernel(op.getLoc(), typeOf(qh), typeOf(kh),
+                                 typeOf(part)),
+         kNormPartials / kRotaryBlock, 1, kRotaryBlock, {qh, kh, part}, token);
+  auto selT = MemRefType::get({1}, b.getI32Type());
+  Value selDev = allocate(selT);
+  SmallVector<Value> selArgs = {part, selDev};
+  if (cert)
+    selArgs.push_back(cert);
+  launch(b,
+         buildPolySelectKernel(op.getLoc(), typeOf(part), selT,
+                               cert ? typeOf(cert) : MemRefType(),
+                               op.getScaleOrDefault(), d, cands),
+         1, 1, 1, selArgs, token);
+  Value selHost = memref::AllocaOp::create(b, selT);
+  token =
+      gpu::MemcpyOp::create(b, tokenType, ValueRange{token}, selHost, selDev)
+          .getAsyncToken();
+  gpu::WaitOp::create(b, Type(), ValueRange{token});
+  Value sel = arith::IndexCastOp::create(
+      b, b.getIndexType(),
+      memref::LoadOp::create(b, selHost, ValueRange{kb.idx(0)}));
+
+  SmallVector<int64_t> caseValues;
+  for (size_t i = 0; i < cands.size(); ++i)
+    caseValues.push_back(i);
+  auto sw = scf::IndexSwitchOp::create(b, TypeRange{}, sel, caseValues,
+                                       caseValues.size());
+  // Each region: its own async chain and temporaries, synchronized at its end.
+  auto inRegion = [&](Region &region,
+                      function_ref<LogicalResult(
+                          Value &, const std::function<Value(MemRefType)> &)>
+                          body) -> LogicalResult {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(&region.emplaceBlock());
+    Value tok = gpu::WaitOp::create(b, tokenType, ValueRange{}).getResult(0);
+    SmallVector<Value> temps;
+    std::function<Value(MemRefType)> alloc = [&](MemRefType t) -> Value {
+      auto al = gpu::AllocOp::create(b, t, tokenType, ValueRange{tok},
+                                     ValueRange{}, ValueRange{});
+      tok = al.getAsyncToken();
+      temps.push_back(al.getMemref());
+      return al.getMemref();
+    };
+    if (failed(body(tok, alloc)))
+      return failure();
+    for (Value t : temps)
+      tok = gpu::DeallocOp::create(b, tokenType, ValueRange{tok}, t)
+                .getAsyncToken();
+    gpu::WaitOp::create(b, Type(), ValueRange{tok});
+    scf::YieldOp::create(b);
+    return success();
+  };
+
+  for (auto [ci, cand] : llvm::enumerate(cands)) {
+    int64_t g = cand.degree, r = poly::featureRank(d, g);
+    SmallVector<int32_t> table;
+    SmallVector<float> wq, wk;
+    featureTable(d, g, cand.coeffs, op.getScaleOrDefault(), table, wq, wk);
+    assert(int64_t(wq.size()) == r && "feature count != C(D + g, g)");
+    auto tableT = MemRefType::get({r, g}, b.getI32Type());
+    auto weightsT = MemRefType::get({2, r}, a);
+    SmallVector<float> weights(wq.begin(), wq.end());
+    weights.append(wk.begin(), wk.end());
+    // Host constants, copied to the device in the case that uses them.
+    std::string name = uniqueName("ropeattn_poly_table");
+    {
+      OpBuilder::InsertionGuard guard(b);
+      b.setInsertionPointToStart(module.getBody());
+      memref::GlobalOp::create(
+          b, name + "_idx", b.getStringAttr("private"), tableT,
+          DenseElementsAttr::get(
+              RankedTensorType::get(tableT.getShape(), b.getI32Type()),
+              ArrayRef<int32_t>(table)),
+          /*constant=*/true, IntegerAttr());
+      memref::GlobalOp::create(
+          b, name + "_w", b.getStringAttr("private"), weightsT,
+          DenseElementsAttr::get(RankedTensorType::get(weightsT.getShape(), a),
+                                 ArrayRef<float>(weights)),
+          /*constant=*/true, IntegerAttr());
+    }
+    auto statesT = MemRefType::get({bhk, nk + 1, r, dv + 1}, a);
+    LogicalResult res = inRegion(
+        sw.getCaseRegions()[ci],
+        [&](Value &tok, const std::function<Value(MemRefType)> &alloc) {
+          auto upload = [&](StringRef sym, MemRefType t) {
+            Value host = memref::GetGlobalOp::create(b, t, sym);
+            Value dev = alloc(t);
+            tok =
+                gpu::MemcpyOp::create(b, tokenType, ValueRange{tok}, dev, host)
+                    .getAsyncToken();
+            return dev;
+          };
+          Value tab = upload(name + "_idx", tableT);
+          Value w = upload(name + "_w", weightsT);
+          Value st = alloc(statesT);
+          launch(b,
+                 buildPolyStatesKernel(op.getLoc(), typeOf(kh), typeOf(v),
+                                       tableT, weightsT, statesT, chunk),
+                 (r * nk + kRotaryBlock - 1) / kRotaryBlock, bhk, kRotaryBlock,
+                 {kh, v, tab, w, st}, tok);
+          launch(b, buildPolyScanKernel(op.getLoc(), statesT),
+                 (r * (dv + 1) + kRotaryBlock - 1) / kRotaryBlock, bhk,
+                 kRotaryBlock, {st}, tok);
+          SmallVector<Value> args = {qh, kh, v, tab, w, st, o};
+          if (lse)
+            args.push_back(lse);
+          launch(b,
+                 buildPolyQueryKernel(
+                     op.getLoc(), typeOf(qh), typeOf(kh), typeOf(v), tableT,
+                     weightsT, statesT, typeOf(o),
+                     lse ? typeOf(lse) : MemRefType(), op.getCausal(),
+                     op.getScaleOrDefault(), chunk),
+                 (n + kRotaryBlock - 1) / kRotaryBlock, bhq, kRotaryBlock, args,
+                 tok);
+          return success();
+        });
+    if (failed(res))
+      return failure();
+  }
+  // Default: the exact kernels (the certificate was written above).
+  LogicalResult res =
+      inRegion(sw.getDefaultRegion(),
+               [&](Value &tok, const std::function<Value(MemRefType)> &alloc) {
+                 return lowerAttention(op, b, buffers, destination, alloc, tok,
+                                       /*writeCertificate=*/false);
+               });
+  if (failed(res))
+    return failure();
+  token = gpu::WaitOp::create(b, tokenType, ValueRange{}).getResult(0);
+  return success();
+}
+
+//===----------------------------------------------------------------------===//
+// ropeattn.fft: cuFFT through libropeattn_cuda_runtime.so.
+//===----------------------------------------------------------------------===//
+
+/// x *= factor, one thread per element.
+gpu::GPUFuncOp Lowering::buildScaleKernel(Location loc, MemRefType x,
+                                          double factor) {
+  OpBuilder ob = OpBuilder::atBlockEnd(&kernelModule().getBodyRegion().front());
+  ImplicitLocOpBuilder b(loc, ob);
+  KB kb{b};
+  auto func = newKernel(b, uniqueName("scale"), {x}, kRotaryBlock);
+  Value gid = globalId(b);
+  int64_t l = x.getDimSize(1), w = x.getDimSize(2);
+  auto ifOp = scf::IfOp::create(
+      b, kb.cmp(arith::CmpIPredicate::ult, gid, kb.idx(x.getNumElements())),
+      /*withElseRegion=*/false);
+  b.setInsertionPointToStart(&ifOp.getThenRegion().front());
+  Value p = kb.divu(gid, kb.idx(l * w)), rem = kb.remu(gid, kb.idx(l * w));
+  ValueRange at{p, kb.divu(rem, kb.idx(w)), kb.remu(rem, kb.idx(w))};
+  Value v = memref::LoadOp::create(b, func.getArgument(0), at);
+  memref::StoreOp::create(
+      b, arith::MulFOp::create(b, v, kb.flt(x.getElementType(), factor)),
+      func.getArgument(0), at);
+  b.setInsertionPointAfter(ifOp);
+  gpu::ReturnOp::create(b);
+  return func;
+}
+
+LogicalResult Lowering::lowerFft(FftOp op, ImplicitLocOpBuilder &b,
+                                 DenseMap<Value, Value> &buffers,
+                                 const std::function<Value(Value)> &destination,
+                                 Value &token) {
+  MLIRContext *ctx = module.getContext();
+  Value in = collapseLeading(b, buffers.lookup(op.getInput()), 2);
+  Value outFull = destination(op.getResult());
+  buffers[op.getResult()] = outFull;
+  Value out = collapseLeading(b, outFull, 2);
+  auto type = cast<MemRefType>(in.getType());
+  int64_t batch = type.getDimSize(0), l = type.getDimSize(1);
+  if (batch == 0 || l == 0)
+    return success();
+  Type e = type.getElementType();
+  // The runtime takes [B, L, 2] descriptors of any static size.
+  auto dynT =
+      MemRefType::get({ShapedType::kDynamic, ShapedType::kDynamic, 2}, e);
+  std::string name =
+      e.isF64() ? "ropeattn_cuda_fft_f64" : "ropeattn_cuda_fft_f32";
+  auto fnType = FunctionType::get(ctx, {dynT, dynT, b.getI32Type()}, {});
+  if (!module.lookupSymbol<func::FuncOp>(name)) {
+    OpBuilder::InsertionGuard guard(b);
+    b.setInsertionPointToStart(module.getBody());
+    auto decl = func::FuncOp::create(b, name, fnType);
+    decl.setPrivate();
+    decl->setAttr("llvm.emit_c_interface", b.getUnitAttr());
+  }
+  // The call runs on the legacy default stream and returns when done: the
+  // chain is synchronized before and restarted after.
+  gpu::WaitOp::create(b, Type(), ValueRange{token});
+  Value inverse = arith::ConstantOp::create(
+      b, b.getI32IntegerAttr(op.getInverse() ? 1 : 0));
+  func::CallOp::create(b, name, TypeRange{},
+                       ValueRange{memref::CastOp::create(b, dynT, in),
+                                  memref::CastOp::create(b, dynT, out),
+                                  inverse});
+  Type tokenType = gpu::AsyncTokenType::get(ctx);
+  token = gpu::WaitOp::create(b, tokenType, ValueRange{}).getResult(0);
+  if (op.getInverse()) {
+    auto outT = cast<MemRefType>(out.getType());
+    launch(b, buildScaleKernel(op.getLoc(), outT, 1.0 / double(l)),
+           (outT.getNumElements() + kRotaryBlock - 1) / kRotaryBlock, 1,
+           kRotaryBlock, {out}, token);
+  }
+  return success();
+}
+
 Value Lowering::rotate(ImplicitLocOpBuilder &b, Value x, Type to, RopeAttr rope,
                        int64_t offset, bool inverse,
                        const std::function<Value(MemRefType)> &allocate,
@@ -1165,12 +1975,15 @@ LogicalResult Lowering::lowerFunction(func::FuncOp func) {
 
   for (Operation &opRef : oldBlock->without_terminator()) {
     b.setLoc(opRef.getLoc());
+    auto attn = dyn_cast<AttentionOp>(opRef);
+    auto fft = dyn_cast<FftOp>(opRef);
     LogicalResult lowered =
-        isa<AttentionOp>(opRef)
-            ? lowerAttention(cast<AttentionOp>(opRef), b, buffers, destination,
-                             allocate, token)
-            : lowerAttentionGrad(cast<AttentionGradOp>(opRef), b, buffers,
-                                 destination, allocate, token);
+        fft ? lowerFft(fft, b, buffers, destination, token)
+        : attn && attn.getMethodOrDefault() == Method::Polynomial
+            ? lowerPolynomial(attn, b, buffers, destination, allocate, token)
+        : attn ? lowerAttention(attn, b, buffers, destination, allocate, token)
+               : lowerAttentionGrad(cast<AttentionGradOp>(opRef), b, buffers,
+                                    destination, allocate, token);
     if (failed(lowered))
       return failure();
   }
@@ -1248,7 +2061,28 @@ struct ConvertRopeAttnToGPUPass
           << static_cast<int64_t>(blockK);
       return signalPassFailure();
     }
-    Lowering lowering(getOperation(), blockQ, blockK);
+    Lowering::PolyOptions poly;
+    std::optional<poly::Family> family = poly::parseFamily(familyName);
+    if (!family) {
+      emitError(getOperation().getLoc())
+          << "convert-ropeattn-to-gpu: unknown polynomial family '"
+          << familyName << "' (expected taylor, chebyshev or minimax)";
+      return signalPassFailure();
+    }
+    if (!(epsilon > 0.0) || maxDegree < 1 || maxRank < 1 || polyChunk < 1 ||
+        maxStateMib < 0) {
+      emitError(getOperation().getLoc())
+          << "convert-ropeattn-to-gpu: expected epsilon > 0, max-degree >= 1, "
+             "max-rank >= 1, poly-chunk >= 1 and max-state-mib >= 0";
+      return signalPassFailure();
+    }
+    poly.family = *family;
+    poly.epsilon = epsilon;
+    poly.maxDegree = maxDegree;
+    poly.maxRank = maxRank;
+    poly.maxStateBytes = int64_t(maxStateMib) << 20;
+    poly.chunk = polyChunk;
+    Lowering lowering(getOperation(), blockQ, blockK, poly);
     if (failed(lowering.run()))
       signalPassFailure();
   }

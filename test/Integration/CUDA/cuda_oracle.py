@@ -40,7 +40,8 @@ ROOT = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
 
 
 class Case:
-    """Only what the CUDA lowering supports: no bias, no f64."""
+    """Only what the CUDA lowering supports: no f64; a relative bias on the
+    forward only (attention_grad with a bias is rejected on CUDA)."""
 
     def __init__(self, rng, dtypes):
         self.dtype = str(rng.choice(dtypes))
@@ -67,15 +68,25 @@ class Case:
         self.block_k = int(rng.choice([5, 16, 32]))
         self.seed = int(rng.integers(0, 2**31))
         self.with_lse = bool(rng.integers(0, 2))
+        # Drawn from its own stream so that the other fields stay as before.
+        self.bias = str(np.random.default_rng(self.seed + 7).choice(
+            ["none", "none", "shared", "head"]))
 
     @staticmethod
     def from_dict(d):
         c = Case.__new__(Case)
+        c.bias = "none"
         c.__dict__.update(d)
         return c
 
+    def bias_shape(self):
+        L = max(self.n + self.m - 1, 0)
+        return {"none": None, "shared": [L], "head": [self.hq, L]}[
+            getattr(self, "bias", "none")]
+
     def describe(self):
-        return (f"{self.dtype} batch={self.batch} hq={self.hq} hk={self.hk} "
+        return (f"{self.dtype} bias={getattr(self, 'bias', 'none')} "
+                f"batch={self.batch} hq={self.hq} hk={self.hk} "
                 f"n={self.n} m={self.m} d={self.d} dv={self.dv} "
                 f"causal={self.causal} scale={self.scale} rope={self.rope} "
                 f"tiles={self.block_q}x{self.block_k}")
@@ -90,7 +101,10 @@ class Case:
         q, k, v, o, lse = self.shapes()
         T = lambda s, e=self.dtype: tensor_type(s, e)  # noqa: E731
         if func == "fwd":
-            return f"({T(q)}, {T(k)}, {T(v)}) -> ({T(o)}, {T(lse, 'f32')})"
+            b = self.bias_shape()
+            bt = f", {T(b)}" if b is not None else ""
+            return (f"({T(q)}, {T(k)}, {T(v)}{bt}) -> ({T(o)}, "
+                    f"{T(lse, 'f32')})")
         extra = f", {T(lse, 'f32')}" if self.with_lse else ""
         return (f"({T(q)}, {T(k)}, {T(v)}, {T(o)}, {T(o)}{extra}) -> "
                 f"({T(q)}, {T(k)}, {T(v)})")
@@ -101,11 +115,15 @@ class Case:
         attrs = (" causal" if self.causal else "") + \
             (f" scale({self.scale:.17e})" if self.scale is not None else "") + \
             rope_text(self.rope)
+        b = self.bias_shape()
+        barg = f", %b: {T(b)}" if b is not None else ""
+        buse = " bias(%b)" if b is not None else ""
+        bty = f", {T(b)}" if b is not None else ""
         fwd = (
-            f"func.func @fwd(%q: {T(q)}, %k: {T(k)}, %v: {T(v)}) "
+            f"func.func @fwd(%q: {T(q)}, %k: {T(k)}, %v: {T(v)}{barg}) "
             f"-> ({T(o)}, {T(lse, 'f32')}) {{\n"
-            f"  %o, %l = ropeattn.attention %q, %k, %v{attrs} "
-            f": ({T(q)}, {T(k)}, {T(v)}) -> ({T(o)}, {T(lse, 'f32')})\n"
+            f"  %o, %l = ropeattn.attention %q, %k, %v{buse}{attrs} "
+            f": ({T(q)}, {T(k)}, {T(v)}{bty}) -> ({T(o)}, {T(lse, 'f32')})\n"
             f"  return %o, %l : {T(o)}, {T(lse, 'f32')}\n}}\n")
         lse_arg = f", %l: {T(lse, 'f32')}" if self.with_lse else ""
         lse_use = " logsumexp(%l)" if self.with_lse else ""
@@ -121,14 +139,20 @@ class Case:
         return fwd + bwd
 
     def inputs(self):
+        """q, k, v (and the forward's bias, N(0, 1/4), when there is one)."""
         rng = np.random.default_rng(self.seed)
         q, k, v, _, _ = self.shapes()
         dt = np_dtype(self.dtype)
-        return [rng.standard_normal(s).astype(dt) for s in (q, k, v)]
+        out = [rng.standard_normal(s).astype(dt) for s in (q, k, v)]
+        if self.bias_shape() is not None:
+            brng = np.random.default_rng(self.seed + 8)
+            out.append((0.5 * brng.standard_normal(self.bias_shape()))
+                       .astype(dt))
+        return out
 
     def grad_inputs(self):
         """q, k, v, o (reference, rounded to the type), dO[, lse]."""
-        q, k, v = self.inputs()
+        q, k, v = self.inputs()[:3]
         f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
         o_ref, lse_ref = ref.attention(f64(q), f64(k), f64(v), scale=self.scale,
                                        causal=self.causal, rope=self.rope)
@@ -177,12 +201,15 @@ def save_inputs(case, workdir):
 
 def check(case, o, lse):
     """Returns (ok, line) for results o, lse of `case`."""
-    q, k, v = case.inputs()
+    ins = case.inputs()
+    q, k, v = ins[:3]
+    bias = ins[3] if len(ins) > 3 else None
     f64 = lambda a: np.asarray(a, dtype=np.float64)  # noqa: E731
-    o_ref, lse_ref = ref.attention(f64(q), f64(k), f64(v), scale=case.scale,
-                                   causal=case.causal, rope=case.rope)
+    o_ref, lse_ref = ref.attention(
+        f64(q), f64(k), f64(v), bias=None if bias is None else f64(bias),
+        scale=case.scale, causal=case.causal, rope=case.rope)
     e_o, e_l = relerr(o, o_ref), relerr(lse, lse_ref)
-    o32, lse32 = naive32(case, q, k, v, None)
+    o32, lse32 = naive32(case, q, k, v, bias)
     floor = 2.0 ** -21
     tol_o = 2 * max(relerr(o32, o_ref), floor)
     tol_l = 2 * max(relerr(lse32, lse_ref), floor)
