@@ -47,6 +47,9 @@ through rope-run (rope-lower-to-cpu), and checks dq, dk, dv and d-bias:
     that share a key head / a table entry). The rounding allowance of (1)
     is added; for f32, delta and delta' are enlarged by gamma_n C.
 
+Each case is one module (@f forward, @g / @gx the toeplitz / exact
+gradient) compiled once through the Python package (ropeattn.compile).
+
 Usage: toeplitz_grad_oracle.py ROPE_RUN POLY_APPROX_DUMP WORKDIR
        [--configs N] [--seed S]
 """
@@ -54,11 +57,11 @@ Usage: toeplitz_grad_oracle.py ROPE_RUN POLY_APPROX_DUMP WORKDIR
 import argparse
 import math
 import os
-import subprocess
 import sys
-import types
 
 import numpy as np
+
+import ropeattn
 
 HERE = os.path.dirname(__file__)
 sys.path.insert(0, HERE)
@@ -72,36 +75,37 @@ from polynomial_oracle import candidate_rows  # noqa: E402
 MAX_DEGREE, MAX_RANK, EPS, FAMILY = 4, 1024, 1e-2, "minimax"
 
 
-def grad_mlir(c, xs, method):
+def module_text(c, xs, o_shape):
+    """@f: the Toeplitz forward; @g / @gx: attention_grad with method
+    toeplitz / exact."""
     et = c["et"]
-    q, k, v, bias = xs
     tq, tk, tv, tb = (tao.ttype(x.shape, et) for x in xs)
-    to = tao.ttype(tuple(c["batch"]) + (c["hq"], c["n"], c["dv"]), et)
+    to = tao.ttype(o_shape, et)
     causal = " causal" if c["causal"] else ""
-    return (f"func.func @g(%q: {tq}, %k: {tk}, %v: {tv}, %o: {to}, "
+    text = (f"func.func @f(%q: {tq}, %k: {tk}, %v: {tv}, %b: {tb}) -> {to} "
+            f"{{\n  %o = ropeattn.attention %q, %k, %v bias(%b){causal} "
+            f"method toeplitz : ({tq}, {tk}, {tv}, {tb}) -> {to}\n"
+            f"  return %o : {to}\n}}\n")
+    for name, method in (("g", "toeplitz"), ("gx", "exact")):
+        text += (
+            f"func.func @{name}(%q: {tq}, %k: {tk}, %v: {tv}, %o: {to}, "
             f"%do: {to}, %b: {tb}) -> ({tq}, {tk}, {tv}, {tb}) {{\n"
             f"  %dq, %dk, %dv, %db = ropeattn.attention_grad %q, %k, %v, %o, "
             f"%do bias(%b){causal} method {method} : ({tq}, {tk}, {tv}, "
             f"{to}, {to}, {tb}) -> ({tq}, {tk}, {tv}, {tb})\n"
             f"  return %dq, %dk, %dv, %db : {tq}, {tk}, {tv}, {tb}\n}}\n")
+    return text
 
 
-def run_grad(args, c, xs, o, do, method, tag):
-    base = os.path.join(args.workdir, tag)
-    with open(base + ".mlir", "w") as fh:
-        fh.write(grad_mlir(c, xs, method))
-    cmd = [args.rope_run, base + ".mlir", "--function=g",
-           f"--pipeline-options=fft={c['backend']} family={FAMILY} "
-           f"epsilon={EPS}"]
-    for j, x in enumerate(list(xs[:3]) + [o, do, xs[3]]):
-        np.save(f"{base}_in{j}.npy", x)
-        cmd.append(f"--input=@{base}_in{j}.npy")
-    outs = [f"{base}_out{j}.npy" for j in range(4)]
-    cmd += [f"--output=@{p}" for p in outs]
-    p = subprocess.run(cmd, capture_output=True, text=True)
-    if p.returncode != 0:
-        raise RuntimeError(f"rope-run failed: {p.stderr[-500:]}")
-    return [np.load(p) for p in outs]
+def compile_case(c, xs):
+    o_shape = tuple(c["batch"]) + (c["hq"], c["n"], c["dv"])
+    try:
+        return ropeattn.compile(
+            module_text(c, xs, o_shape),
+            pipeline_options=f"fft={c['backend']} family={FAMILY} "
+                             f"epsilon={EPS}")
+    except ropeattn.RopeAttnError as e:
+        raise RuntimeError(f"compile failed: {str(e)[-500:]}")
 
 
 class Model:
@@ -213,9 +217,10 @@ def check(args, c, rng, cands, idx):
     et = c["et"]
     u = U[et]
     dt = q.dtype
-    o, _ = tao.run(args, c, xs, "toeplitz", f"gf{idx}")
+    mod = compile_case(c, xs)
+    (o,) = mod["f"](*xs)
     do = rng.standard_normal(o.shape).astype(dt)
-    got = run_grad(args, c, xs, o, do, "toeplitz", f"gt{idx}")
+    got = list(mod["g"](q, k, v, o, do, bias))
     d, n, m, dv = c["d"], c["n"], c["m"], c["dv"]
     s = 1 / math.sqrt(d)
     q64, k64, v64, b64, do64, o64 = (x.astype(np.float64)
@@ -229,7 +234,7 @@ def check(args, c, rng, cands, idx):
     finite = bool(np.all(np.isfinite(b64[..., vis])))
     chosen = next((cd for cd in cands if beta <= cd["beta"]), None)
     if chosen is None or not finite:
-        ex = run_grad(args, c, xs, o, do, "exact", f"gx{idx}")
+        ex = list(mod["gx"](q, k, v, o, do, bias))
         same = all(np.array_equal(a, b, equal_nan=True)
                    for a, b in zip(got, ex))
         why = "no degree covers beta" if finite else "non-finite bias"
