@@ -88,11 +88,21 @@ Value visibleAt(OpBuilder &b, Location l, const Shape &sh, Value u) {
                                arith::ConstantIndexOp::create(b, l, sh.n - 1));
 }
 
-/// The features + Toeplitz forward for one degree: o [BHq, N, Dv] and lse
-/// [BHq, N]. q, k, v: [BH, ·, ·]; bmax: [BHq], the largest visible bias.
-std::pair<Value, Value> buildForward(B &bb, const Shape &sh, Value q, Value k,
-                                     Value v, Value bias, Value bmax,
-                                     ArrayRef<double> coeffs) {
+/// The intermediates of the features + Toeplitz forward for one degree,
+/// shared by the forward and the backward.
+struct Products {
+  Value phiQ; // [BHq, N, R]
+  Value phiK; // [BHk, M, R]
+  Value x;    // [BHq, M, R·W]: φ_K(k_j)_α · [v_j | 1]_c
+  Value sym;  // [BHq, N + M − 1]: E = e^{b − b̄}
+  Value y4;   // [BHq, N, R, W]: Toeplitz(E)·X
+  Value nm;   // [BHq, N, W]: Σ_α φ_Q[:, α]·Y[:, α, :]
+};
+
+/// Builds Products for one degree. q, k, v: [BH, ·, ·]; bmax: [BHq], the
+/// largest visible bias.
+Products buildProducts(B &bb, const Shape &sh, Value q, Value k, Value v,
+                       Value bias, Value bmax, ArrayRef<double> coeffs) {
   OpBuilder &b = bb.b;
   Location loc = bb.loc;
   MLIRContext *ctx = b.getContext();
@@ -168,6 +178,20 @@ std::pair<Value, Value> buildForward(B &bb, const Shape &sh, Value q, Value k,
             nb, l, arith::AddFOp::create(nb, l, p, a[2]).getResult());
       });
 
+  return {phiQ, phiK, x, sym, y4, nm};
+}
+
+/// The features + Toeplitz forward for one degree: o [BHq, N, Dv] and lse
+/// [BHq, N]. q, k, v: [BH, ·, ·]; bmax: [BHq], the largest visible bias.
+std::pair<Value, Value> buildForward(B &bb, const Shape &sh, Value q, Value k,
+                                     Value v, Value bias, Value bmax,
+                                     ArrayRef<double> coeffs) {
+  OpBuilder &b = bb.b;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  Type t = sh.t;
+  Value nm = buildProducts(bb, sh, q, k, v, bias, bmax, coeffs).nm;
+
   // Rows that see no key (causal, N > M: i < N − M) are exactly 0 / −∞.
   auto emptyRow = [&](OpBuilder &nb, Location l, Value i) -> Value {
     if (!sh.causal || sh.n <= sh.m)
@@ -211,12 +235,254 @@ std::pair<Value, Value> buildForward(B &bb, const Shape &sh, Value q, Value k,
   return {o, lse};
 }
 
-struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
+/// The backward for one degree: the exact gradient of the function
+/// buildForward computes (docs/Spec.md §11, "attention_grad, method
+/// toeplitz"). With P_ij = Σ_α φ_Q(q_i)_α φ_K(k_j)_α E_{i−j} (visible pairs),
+/// Ẑ_i = Nm[i, Dv], D_i = dO_i·o_i (o the given output) and
+/// Gs = [dO_i/Ẑ_i | −D_i/Ẑ_i], so that ∂L/∂P_ij = Σ_c Gs[i, c]·U[j, c]:
+///
+///   dφ_Q[i, α] = Σ_c Y[i, α, c]·Gs[i, c]        (Y = Toeplitz(E)·X, forward)
+///   S[i, α·W + c] = φ_Q[i, α]·Gs[i, c],   Z = Toeplitz(E)ᵀ·S
+///   dφ_K[j, α] = Σ_{group} Σ_c Z[j, α, c]·U[j, c]
+///   dv[j, c]   = Σ_{group} Σ_α Z[j, α, c]·φ_K[j, α]
+///   db[δ + M − 1] = E_δ · Σ_col Σ_{i−j=δ} S[i, col]·X[j, col]
+///
+/// dq, dk by the feature vector-Jacobian products; the d-bias
+/// cross-correlations by FFT: IFFT(Σ_col FFT(S_col)·conj(FFT(X_col))).
+/// Returns dq [BHq, N, D], dk [BHk, M, D], dv [BHk, M, Dv], db (the bias
+/// type).
+std::tuple<Value, Value, Value, Value>
+buildBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
+              Value dO, Value bias, Value bmax, ArrayRef<double> coeffs) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  Type t = sh.t;
+  int64_t g = coeffs.size() - 1;
+  int64_t r = poly::featureRank(sh.d, g);
+  int64_t w = sh.dv + 1, len = sh.n + sh.m - 1, cols = r * w;
+  int64_t fftLen = int64_t(llvm::PowerOf2Ceil(uint64_t(len)));
+  Products pr = buildProducts(bb, sh, q, k, v, bias, bmax, coeffs);
+  auto mulAdd = [](OpBuilder &nb, Location l, ValueRange a) {
+    Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
+    linalg::YieldOp::create(nb, l,
+                            arith::AddFOp::create(nb, l, p, a[2]).getResult());
+  };
+  AffineExpr d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx);
+
+  // D_i = dO_i·o_i.
+  Value dd = bb.generic(
+      ValueRange{dO, o}, bb.filled({ia(sh.bhq), ia(sh.n)}, t, 0.0),
+      {amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1})},
+      {kPar, kPar, kRed}, mulAdd);
+  // Gs[h, i, c] = [dO_i | −D_i]_c / Ẑ_i (0 on rows that see no key).
+  Value gs = bb.generic(
+      ValueRange{pr.nm, dd}, bb.empty({ia(sh.bhq), ia(sh.n), ia(w)}, t),
+      {AffineMap::get(3, 0, {d0, d1, getAffineConstantExpr(sh.dv, ctx)}, ctx),
+       amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1, 2})},
+      {kPar, kPar, kPar}, [&](OpBuilder &nb, Location l, ValueRange a) {
+        B ib{nb, l};
+        Value h = linalg::IndexOp::create(nb, l, 0);
+        Value i = linalg::IndexOp::create(nb, l, 1);
+        Value c = linalg::IndexOp::create(nb, l, 2);
+        Value isLast = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, c,
+                                             ib.idx(sh.dv));
+        Value cc = arith::SelectOp::create(nb, l, isLast, ib.idx(0), c);
+        Value dov = tensor::ExtractOp::create(nb, l, dO, ValueRange{h, i, cc});
+        Value num = arith::SelectOp::create(
+            nb, l, isLast, arith::NegFOp::create(nb, l, a[1]), dov);
+        Value qv = arith::DivFOp::create(nb, l, num, a[0]);
+        Value skip = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
+                                           a[0], ib.flt(t, 0.0));
+        if (sh.causal && sh.n > sh.m)
+          skip = arith::OrIOp::create(
+              nb, l, skip,
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, i,
+                                    ib.idx(sh.n - sh.m)));
+        linalg::YieldOp::create(
+            nb, l,
+            arith::SelectOp::create(nb, l, skip, ib.flt(t, 0.0), qv)
+                .getResult());
+      });
+
+  // dq = J_Q(q)ᵀ·dφ_Q, dφ_Q[h, i, α] = Σ_c Y[h, i, α, c]·Gs[h, i, c].
+  Value dphiQ = bb.generic(ValueRange{pr.y4, gs},
+                           bb.filled({ia(sh.bhq), ia(sh.n), ia(r)}, t, 0.0),
+                           {amap(ctx, 4, {0, 1, 2, 3}), amap(ctx, 4, {0, 1, 3}),
+                            amap(ctx, 4, {0, 1, 2})},
+                           {kPar, kPar, kPar, kRed}, mulAdd);
+  auto gradType = [&](int64_t heads, int64_t rows) {
+    return RankedTensorType::get({heads, rows, sh.d}, t);
+  };
+  Value dq = PolyFeaturesGradOp::create(
+      b, loc, gradType(sh.bhq, sh.n), q, dphiQ, b.getDenseF64ArrayAttr(coeffs),
+      PolySideAttr::get(ctx, PolySide::Query), b.getF64FloatAttr(sh.scale),
+      UnitAttr());
+
+  // S[h, i, α·W + c] = φ_Q[h, i, α]·Gs[h, i, c]; Z = Toeplitz(E)ᵀ·S.
+  Value s4 = bb.generic(
+      ValueRange{pr.phiQ, gs},
+      bb.empty({ia(sh.bhq), ia(sh.n), ia(r), ia(w)}, t),
+      {amap(ctx, 4, {0, 1, 2}), amap(ctx, 4, {0, 1, 3}),
+       amap(ctx, 4, {0, 1, 2, 3})},
+      {kPar, kPar, kPar, kPar}, [&](OpBuilder &nb, Location l, ValueRange a) {
+        linalg::YieldOp::create(
+            nb, l, arith::MulFOp::create(nb, l, a[0], a[1]).getResult());
+      });
+  Value sm = tensor::CollapseShapeOp::create(
+      b, loc, s4, ArrayRef<ReassociationIndices>{{0}, {1}, {2, 3}});
+  Value z = ToeplitzMatmulOp::create(
+      b, loc, RankedTensorType::get({sh.bhq, sh.m, cols}, t), pr.sym, sm,
+      /*transposed=*/true, sh.causal);
+  // Query head h = kv·group + gh: Z5[kv, gh, j, α, c].
+  Value z5 = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({sh.bhk, sh.group, sh.m, r, w}, t), z,
+      ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3, 4}});
+  // U = [v | 1].
+  Value u = bb.generic(
+      ValueRange{}, bb.empty({ia(sh.bhk), ia(sh.m), ia(w)}, t),
+      {amap(ctx, 3, {0, 1, 2})}, {kPar, kPar, kPar},
+      [&](OpBuilder &nb, Location l, ValueRange) {
+        B ib{nb, l};
+        Value kv = linalg::IndexOp::create(nb, l, 0);
+        Value j = linalg::IndexOp::create(nb, l, 1);
+        Value c = linalg::IndexOp::create(nb, l, 2);
+        Value isV = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, c,
+                                          ib.idx(sh.dv));
+        Value cc = arith::SelectOp::create(nb, l, isV, c, ib.idx(0));
+        Value vv = tensor::ExtractOp::create(nb, l, v, ValueRange{kv, j, cc});
+        linalg::YieldOp::create(
+            nb, l,
+            arith::SelectOp::create(nb, l, isV, vv, ib.flt(t, 1.0))
+                .getResult());
+      });
+  Value dphiK = bb.generic(ValueRange{z5, u},
+                           bb.filled({ia(sh.bhk), ia(sh.m), ia(r)}, t, 0.0),
+                           {amap(ctx, 5, {0, 3, 1, 2, 4}),
+                            amap(ctx, 5, {0, 1, 4}), amap(ctx, 5, {0, 1, 2})},
+                           {kPar, kPar, kPar, kRed, kRed}, mulAdd);
+  Value dk = PolyFeaturesGradOp::create(
+      b, loc, gradType(sh.bhk, sh.m), k, dphiK, b.getDenseF64ArrayAttr(coeffs),
+      PolySideAttr::get(ctx, PolySide::Key), b.getF64FloatAttr(sh.scale),
+      UnitAttr());
+  Value z5v =
+      bb.slice(z5, {ia(0), ia(0), ia(0), ia(0), ia(0)},
+               {ia(sh.bhk), ia(sh.group), ia(sh.m), ia(r), ia(sh.dv)}, 0);
+  Value dv = bb.generic(ValueRange{z5v, pr.phiK},
+                        bb.filled({ia(sh.bhk), ia(sh.m), ia(sh.dv)}, t, 0.0),
+                        {amap(ctx, 5, {0, 3, 1, 4, 2}), amap(ctx, 5, {0, 1, 4}),
+                         amap(ctx, 5, {0, 1, 2})},
+                        {kPar, kPar, kPar, kRed, kRed}, mulAdd);
+
+  // d-bias: the cross-correlations of the columns of S and X, by FFT.
+  // Pad[h, col, τ] = (src[h, τ, col], 0) for τ < rows, else 0.
+  auto padded = [&](Value src, int64_t rows) {
+    return bb.generic(
+        ValueRange{}, bb.empty({ia(sh.bhq), ia(cols), ia(fftLen), ia(2)}, t),
+        {amap(ctx, 4, {0, 1, 2, 3})}, {kPar, kPar, kPar, kPar},
+        [&](OpBuilder &nb, Location l, ValueRange) {
+          B ib{nb, l};
+          Value h = linalg::IndexOp::create(nb, l, 0);
+          Value col = linalg::IndexOp::create(nb, l, 1);
+          Value tau = linalg::IndexOp::create(nb, l, 2);
+          Value p = linalg::IndexOp::create(nb, l, 3);
+          Value in = arith::AndIOp::create(
+              nb, l,
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, tau,
+                                    ib.idx(rows)),
+              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, p,
+                                    ib.idx(0)));
+          Value row = arith::SelectOp::create(nb, l, in, tau, ib.idx(0));
+          Value val =
+              tensor::ExtractOp::create(nb, l, src, ValueRange{h, row, col});
+          linalg::YieldOp::create(
+              nb, l,
+              arith::SelectOp::create(nb, l, in, val, ib.flt(t, 0.0))
+                  .getResult());
+        });
+  };
+  Value fs = padded(sm, sh.n), fx = padded(pr.x, sh.m);
+  fs = FftOp::create(b, loc, fs.getType(), fs, /*inverse=*/false);
+  fx = FftOp::create(b, loc, fx.getType(), fx, /*inverse=*/false);
+  // Spec[h, τ] = Σ_col FS[h, col, τ]·conj(FX[h, col, τ]).
+  auto part = [&](int64_t p) {
+    return AffineMap::get(
+        4, 0, {d0, getAffineDimExpr(3, ctx), d1, getAffineConstantExpr(p, ctx)},
+        ctx);
+  };
+  Value spec = bb.generic(
+      ValueRange{fs, fs, fx, fx},
+      bb.filled({ia(sh.bhq), ia(fftLen), ia(2)}, t, 0.0),
+      {part(0), part(1), part(0), part(1), amap(ctx, 4, {0, 1, 2})},
+      {kPar, kPar, kPar, kRed}, [&](OpBuilder &nb, Location l, ValueRange a) {
+        B ib{nb, l};
+        Value p = linalg::IndexOp::create(nb, l, 2);
+        auto mul = [&](Value x, Value y) {
+          return arith::MulFOp::create(nb, l, x, y).getResult();
+        };
+        Value re =
+            arith::AddFOp::create(nb, l, mul(a[0], a[2]), mul(a[1], a[3]));
+        Value im =
+            arith::SubFOp::create(nb, l, mul(a[1], a[2]), mul(a[0], a[3]));
+        Value isRe = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, p,
+                                           ib.idx(0));
+        Value val = arith::SelectOp::create(nb, l, isRe, re, im);
+        linalg::YieldOp::create(
+            nb, l, arith::AddFOp::create(nb, l, val, a[4]).getResult());
+      });
+  Value corr = FftOp::create(b, loc, spec.getType(), spec, /*inverse=*/true);
+  // dbh[h, u] = E[h, u]·corr[h, (u − (M − 1)) mod L] on visible offsets.
+  Value dbh =
+      bb.generic(ValueRange{pr.sym}, bb.empty({ia(sh.bhq), ia(len)}, t),
+                 {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1})}, {kPar, kPar},
+                 [&](OpBuilder &nb, Location l, ValueRange a) {
+                   B ib{nb, l};
+                   Value h = linalg::IndexOp::create(nb, l, 0);
+                   Value uu = linalg::IndexOp::create(nb, l, 1);
+                   Value lag = ib.rem(ib.add(uu, ib.idx(fftLen - (sh.m - 1))),
+                                      ib.idx(fftLen));
+                   Value cv = tensor::ExtractOp::create(
+                       nb, l, corr, ValueRange{h, lag, ib.idx(0)});
+                   Value val = arith::MulFOp::create(nb, l, a[0], cv);
+                   linalg::YieldOp::create(
+                       nb, l,
+                       arith::SelectOp::create(nb, l, visibleAt(nb, l, sh, uu),
+                                               val, ib.flt(t, 0.0))
+                           .getResult());
+                 });
+  // Sum over the heads that share a table entry.
+  Value db;
+  auto add = [](OpBuilder &nb, Location l, ValueRange a) {
+    linalg::YieldOp::create(
+        nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
+  };
+  if (sh.sharedBias) {
+    db = bb.generic(ValueRange{dbh}, bb.filled({ia(len)}, t, 0.0),
+                    {amap(ctx, 2, {1, 0}), amap(ctx, 2, {0})}, {kPar, kRed},
+                    add);
+  } else {
+    Value dbh3 = tensor::ExpandShapeOp::create(
+        b, loc, RankedTensorType::get({sh.batch, sh.hq, len}, t), dbh,
+        ArrayRef<ReassociationIndices>{{0, 1}, {2}});
+    db = bb.generic(ValueRange{dbh3}, bb.filled({ia(sh.hq), ia(len)}, t, 0.0),
+                    {amap(ctx, 3, {2, 0, 1}), amap(ctx, 3, {0, 1})},
+                    {kPar, kPar, kRed}, add);
+  }
+  return {dq, dk, dv, db};
+}
+
+/// Rewrites attention (forward) and attention_grad (backward) with `method
+/// toeplitz` and a bias.
+template <typename OpTy>
+struct ExpandToeplitzAttention : OpRewritePattern<OpTy> {
   ExpandToeplitzAttention(MLIRContext *ctx, poly::Family family, double epsilon,
                           int64_t maxDegree, int64_t maxRank,
                           int64_t maxFftBytes)
-      : OpRewritePattern(ctx), family(family), epsilon(epsilon),
+      : OpRewritePattern<OpTy>(ctx), family(family), epsilon(epsilon),
         maxDegree(maxDegree), maxRank(maxRank), maxFftBytes(maxFftBytes) {}
+
+  static constexpr bool isGrad = std::is_same_v<OpTy, AttentionGradOp>;
 
   /// As ExpandPolynomial: the largest logit range of degree g whose proven
   /// bound meets ε (cost::polyCandidate).
@@ -229,7 +495,7 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
                      SmallVector<double>(c->coeffs.begin(), c->coeffs.end())};
   }
 
-  LogicalResult decline(AttentionOp op, PatternRewriter &rewriter,
+  LogicalResult decline(OpTy op, PatternRewriter &rewriter,
                         const Twine &why) const {
     op.emitRemark("ropeattn-expand-toeplitz-attention: exact path: ") << why;
     rewriter.modifyOpInPlace(op, [&] {
@@ -238,7 +504,7 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
     return success();
   }
 
-  LogicalResult matchAndRewrite(AttentionOp op,
+  LogicalResult matchAndRewrite(OpTy op,
                                 PatternRewriter &rewriter) const override {
     if (op.getMethodOrDefault() != Method::Toeplitz)
       return rewriter.notifyMatchFailure(op, "not the Toeplitz method");
@@ -254,8 +520,9 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
                      "first; f16/bf16 keep it fused)");
     // The rewrite yields the output and (optionally) the logsumexp; results
     // beyond those are not produced by this method yet.
-    if (op->getNumResults() != 1 + (op.getLogsumexp() ? 1u : 0u))
-      return decline(op, rewriter, "results other than output and logsumexp");
+    if constexpr (!isGrad)
+      if (op->getNumResults() != 1 + (op.getLogsumexp() ? 1u : 0u))
+        return decline(op, rewriter, "results other than output and logsumexp");
     Type t = qType.getElementType();
     if (!t.isF32() && !t.isF64())
       return decline(op, rewriter, "only f32 and f64 are supported yet");
@@ -295,6 +562,10 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
       int64_t r = poly::featureRank(sh.d, g);
       long double buffer = (long double)sh.bhq * ((r * (sh.dv + 1) + 1) / 2) *
                            fftLen * 2 * bytes;
+      // The backward's d-bias correlations transform every column of S and
+      // X at once: two [BHq, R·W, L, 2] buffers.
+      if (isGrad)
+        buffer = (long double)sh.bhq * r * (sh.dv + 1) * fftLen * 4 * bytes;
       if (r > maxRank) {
         if (cands.empty())
           why = ("feature rank C(D + g, g) = " + Twine(r) +
@@ -389,20 +660,30 @@ struct ExpandToeplitzAttention : OpRewritePattern<AttentionOp> {
       Block &blk = sw.getCaseRegions()[i].emplaceBlock();
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(&blk);
-      auto [o, lse] =
-          buildForward(bb, sh, q, k, v, op.getBias(), bmax, cands[i].coeffs);
-      SmallVector<Value> results = {
-          bb.expandLeading(o, op.getOutput().getType(), 2)};
-      if (Value l = op.getLogsumexp())
-        results.push_back(
-            bb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
+      SmallVector<Value> results;
+      if constexpr (isGrad) {
+        Value o = bb.collapseLeading(op.getOutput(), 2);
+        Value dO = bb.collapseLeading(op.getGradOutput(), 2);
+        auto [dq, dk, dv, db] = buildBackward(
+            bb, sh, q, k, v, o, dO, op.getBias(), bmax, cands[i].coeffs);
+        results = {bb.expandLeading(dq, op.getGradQuery().getType(), 2),
+                   bb.expandLeading(dk, op.getGradKey().getType(), 2),
+                   bb.expandLeading(dv, op.getGradValue().getType(), 2), db};
+      } else {
+        auto [o, lse] =
+            buildForward(bb, sh, q, k, v, op.getBias(), bmax, cands[i].coeffs);
+        results = {bb.expandLeading(o, op.getOutput().getType(), 2)};
+        if (Value l = op.getLogsumexp())
+          results.push_back(
+              bb.expandLeading(lse, cast<RankedTensorType>(l.getType()), 1));
+      }
       scf::YieldOp::create(rewriter, loc, results);
     }
     {
       Block &blk = sw.getDefaultRegion().emplaceBlock();
       OpBuilder::InsertionGuard guard(rewriter);
       rewriter.setInsertionPointToStart(&blk);
-      auto exact = cast<AttentionOp>(rewriter.clone(*op));
+      auto exact = cast<OpTy>(rewriter.clone(*op));
       exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
       scf::YieldOp::create(rewriter, loc, exact->getResults());
     }
@@ -434,8 +715,9 @@ struct RopeAttnExpandToeplitzAttentionPass
       return signalPassFailure();
     }
     RewritePatternSet patterns(&getContext());
-    patterns.add<ExpandToeplitzAttention>(&getContext(), *fam, epsilon,
-                                          maxDegree, maxRank, maxFftMib << 20);
+    patterns.add<ExpandToeplitzAttention<AttentionOp>,
+                 ExpandToeplitzAttention<AttentionGradOp>>(
+        &getContext(), *fam, epsilon, maxDegree, maxRank, maxFftMib << 20);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

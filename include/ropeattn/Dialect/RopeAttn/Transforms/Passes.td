@@ -257,6 +257,12 @@ def RopeAttnExpandToeplitzAttention : Pass<"ropeattn-expand-toeplitz-attention">
     case 0 { ... ropeattn.poly_features ... ropeattn.toeplitz_matmul ... }
     default { %e = ropeattn.attention %q, %k, %v bias(%b) causal method exact ... }
     ```
+
+    `ropeattn.attention_grad ... bias(%b) method toeplitz` is rewritten the
+    same way (same certificate, same fallback) into the exact gradient of
+    that forward (docs/Spec.md §15.1): dq and dv/dk through the forward's
+    Toeplitz product and one transposed product `Toeplitz(E)ᵀ·S`, and d-bias
+    as the cross-correlations of the columns of S and X by `ropeattn.fft`.
   }];
   let options = [
     Option<"familyName", "family", "std::string", /*default=*/"\"minimax\"",
