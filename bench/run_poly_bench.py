@@ -153,6 +153,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--build-dir", default=os.path.join(ROOT, "build"))
+    ap.add_argument("--sections", default="scaling,beta,error,backward",
+                    help="comma-separated subset to measure; the others are "
+                    "kept from bench/results/poly_cpu.json (with their dates)")
     args = ap.parse_args()
     rope_run = os.path.join(args.build_dir, "bin", "rope-run")
     baseline = os.path.join(args.build_dir, "bin", "rope-baseline")
@@ -162,8 +165,31 @@ def main():
     ds = [16] if args.quick else [16, 32]
     betas = {16: 0.9, 32: 0.25}
     eps = 1e-3
-    scaling, rows = [], []
+    sections = set(args.sections.split(","))
+    out_dir = os.path.join(ROOT, "bench", "results")
+    json_path = os.path.join(out_dir, "poly_cpu.json")
+    previous = {}
+    if sections != {"scaling", "beta", "error", "backward"} and \
+            os.path.exists(json_path):
+        with open(json_path) as fh:
+            previous = json.load(fh)
+    dates = dict(previous.get("dates", {}))
+    if previous:
+        # Sections of a file written without dates: its modification time.
+        mtime = datetime.datetime.utcfromtimestamp(os.path.getmtime(json_path))
+        for sec in ("scaling", "beta", "error", "backward"):
+            dates.setdefault(sec, f"{mtime:%Y-%m-%d %H:%M} UTC")
+    now = f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC"
+    for sec in sections:
+        dates[sec] = now
+    scaling = previous.get("scaling", [])
+    betarows = previous.get("beta_64k", [])
+    rows = previous.get("error", [])
+    grad = previous.get("backward", [])
+    eff = previous.get("efficiency", {})
     with tempfile.TemporaryDirectory() as tmp:
+      if "scaling" in sections:
+        scaling = []
         for d in ds:
             beta = betas[d]
             for n in ns:
@@ -188,10 +214,13 @@ def main():
                       f" ({te / tp:.1f}x; BLAS products {tb:.1f} ms), "
                       f"max|dO|/max|v| = {err:.1e}", flush=True)
         # The speedup at 64k across the goal's range beta <= 1: the degree
-        # the certificate picks depends on beta (g = 3 up to ~0.67 at
-        # epsilon = 1e-3, g = 4 above).
+        # the certificate picks depends on beta (g = 3 up to B_3 = 0.5 at
+        # epsilon = 1e-3, g = 4 up to B_4 = 1).
+      if "beta" in sections:
         betarows = []
-        for beta in ([] if args.quick else [0.5, 1.0 / 1.01]):
+        # Just inside the fitted ranges B_3 = 0.5 and B_4 = 1 (the run-time
+        # certificate adds a rounding slack).
+        for beta in ([] if args.quick else [0.5 / 1.01, 1.0 / 1.01]):
             n, d = 65536, 16
             x = inputs(n, d, beta)
             te, oe = run(rope_run, tmp, "exact", n, d, x, 1)
@@ -202,6 +231,8 @@ def main():
                              "poly_ms": tp, "speedup": te / tp, "err": err})
             print(f"beta={beta:.3f} n={n}: exact {te:.1f} ms, polynomial "
                   f"{tp:.1f} ms ({te / tp:.1f}x)", flush=True)
+      if "error" in sections:
+        rows = []
         # Error vs degree vs beta (n = 4096, d = 16): force one degree at a
         # time with max-degree = g and a loose epsilon, so the least
         # qualifying degree is g itself whenever beta <= B_g.
@@ -236,17 +267,20 @@ def main():
                     print(f"{family} beta={b} g={g}: delta={delta:.2e} "
                           f"bound={row['output_bound']:.2e} measured={err:.2e}",
                           flush=True)
+      if "backward" in sections:
         grad, eff = backward_and_efficiency(rope_run, baseline, tmp,
                                             args.quick)
-    out_dir = os.path.join(ROOT, "bench", "results")
     os.makedirs(out_dir, exist_ok=True)
-    with open(os.path.join(out_dir, "poly_cpu.json"), "w") as fh:
-        json.dump({"scaling": scaling, "beta_64k": betarows, "error": rows,
-                   "backward": grad, "efficiency": eff}, fh, indent=1)
+    with open(json_path, "w") as fh:
+        json.dump({"dates": dates, "scaling": scaling, "beta_64k": betarows,
+                   "error": rows, "backward": grad, "efficiency": eff}, fh,
+                  indent=1)
     lines = ["# Polynomial method vs exact (CPU, forward, non-causal)", "",
-             f"- Date: {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC; "
-             f"2 cores; command: `.venv/bin/python bench/run_poly_bench.py"
-             f"{' --quick' if args.quick else ''}`",
+             "- Measured (per section, " + ", ".join(
+                 f"{k}: {v}" for k, v in sorted(dates.items())) + "); "
+             "2 cores; command: `.venv/bin/python bench/run_poly_bench.py"
+             f"{' --quick' if args.quick else ''}` (`--sections=...` re-measures "
+             "a subset and keeps the rest)",
              "- B = H = 1, rows scaled to the certificate beta given per row, "
              f"epsilon = {eps} (default family minimax); medians of rope-run "
              "(exact: 3 runs up to 16k, 1 above; polynomial: 5 runs); "
@@ -271,8 +305,8 @@ def main():
                          "(exact; quadratic would be 64)")
     if betarows:
         lines += ["", "## Speedup at n = 64k, d = 16 across beta (epsilon = "
-                  "1e-3; the certificate picks g = 3 up to beta ~0.67, g = 4 "
-                  "above)", "", "| beta | exact ms | polynomial ms | speedup "
+                  "1e-3; the certificate picks g = 3 up to its fitted range B_3 = 0.5, "
+                  "g = 4 up to B_4 = 1)", "", "| beta | exact ms | polynomial ms | speedup "
                   "| err |", "|---:|---:|---:|---:|---:|"]
         for r in betarows:
             lines.append(f"| {r['beta']:.3f} | {r['exact_ms']:.1f} | "

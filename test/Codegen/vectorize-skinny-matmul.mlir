@@ -18,6 +18,7 @@
 // CHECK: %[[K:.*]] = memref.dim %arg1, %[[C0]]
 // CHECK: %[[REM:.*]] = arith.remui %[[M]], %[[C16]]
 // CHECK: %[[FULL:.*]] = arith.subi %[[M]], %[[REM]]
+// CHECK: %[[HAS:.*]] = arith.cmpi ne, %[[REM]], %[[C0]]
 // CHECK: scf.for %[[J:.*]] = %[[C0]] to %[[FULL]] step %[[C16]] {
 // CHECK:   %[[ACC:.*]]:2 = scf.for %[[KK:.*]] = %[[C0]] to %[[K]] step %[[C1]] iter_args(%[[A0:.*]] = %{{.*}}, %[[A1:.*]] = %{{.*}}) -> (vector<16xf32>, vector<16xf32>) {
 // CHECK:     %[[R:.*]] = vector.load %arg1[%[[KK]], %[[J]]] : memref<?x?xf32>, vector<16xf32>
@@ -30,7 +31,6 @@
 // CHECK:   %[[OLD:.*]] = vector.load %arg2[%[[C0]], %[[J]]]
 // CHECK:   %[[SUM:.*]] = arith.addf %[[OLD]], %[[ACC]]#0
 // CHECK:   vector.store %[[SUM]], %arg2[%[[C0]], %[[J]]]
-// CHECK: %[[HAS:.*]] = arith.cmpi ne, %[[REM]], %[[C0]]
 // CHECK: scf.if %[[HAS]] {
 // CHECK:   %[[MASK:.*]] = arith.cmpi sgt
 // CHECK:   vector.maskedload %arg1[%{{.*}}, %[[FULL]]], %[[MASK]]
@@ -71,21 +71,21 @@ func.func @transposed_f64(%l: memref<3x?xf64>, %r: memref<?x?xf64>, %c: memref<3
 
 // -----
 
-// Left alone: too many rows, a dynamic row count, C strided along j, R
+// Left alone: too many rows (97 > 4 blocks of 24), a dynamic row count, C strided along j, R
 // strided along its contiguous dimension, tensors, integer types.
 // CHECK-LABEL: func @untouched
 // CHECK-COUNT-6: linalg.matmul
 // CHECK-NOT: vector.fma
 // AVX2-LABEL: func @untouched
 // AVX2-COUNT-6: linalg.matmul
-func.func @untouched(%l: memref<?x25xf32>, %r: memref<?x?xf32>, %c: memref<25x?xf32>,
+func.func @untouched(%l: memref<?x97xf32>, %r: memref<?x?xf32>, %c: memref<97x?xf32>,
                      %ld: memref<?x?xf32>, %cd: memref<?x?xf32>,
                      %cs: memref<2x?xf32, strided<[?, 2]>>, %l2: memref<?x2xf32>,
                      %rs: memref<?x?xf32, strided<[?, 3]>>, %c2: memref<2x?xf32>,
                      %t: tensor<?x2xf32>, %tr: tensor<?x?xf32>, %tc: tensor<2x?xf32>,
                      %li: memref<?x2xi32>, %ri: memref<?x?xi32>, %ci: memref<2x?xi32>) -> tensor<2x?xf32> {
   linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (k, i)>, affine_map<(i, j, k) -> (k, j)>, affine_map<(i, j, k) -> (i, j)>]
-    ins(%l, %r : memref<?x25xf32>, memref<?x?xf32>) outs(%c : memref<25x?xf32>)
+    ins(%l, %r : memref<?x97xf32>, memref<?x?xf32>) outs(%c : memref<97x?xf32>)
   linalg.matmul ins(%ld, %r : memref<?x?xf32>, memref<?x?xf32>) outs(%cd : memref<?x?xf32>)
   linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (k, i)>, affine_map<(i, j, k) -> (k, j)>, affine_map<(i, j, k) -> (i, j)>]
     ins(%l2, %r : memref<?x2xf32>, memref<?x?xf32>) outs(%cs : memref<2x?xf32, strided<[?, 2]>>)
@@ -96,4 +96,25 @@ func.func @untouched(%l: memref<?x25xf32>, %r: memref<?x?xf32>, %c: memref<25x?x
   linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (k, i)>, affine_map<(i, j, k) -> (k, j)>, affine_map<(i, j, k) -> (i, j)>]
     ins(%li, %ri : memref<?x2xi32>, memref<?x?xi32>) outs(%ci : memref<2x?xi32>)
   return %o : tensor<2x?xf32>
+}
+
+// -----
+
+// 30 rows > max-rows = 24: two row blocks of 15, each its own loop over the
+// column tiles (R read once per block).
+// CHECK-LABEL: func @row_blocks
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+// CHECK: memref.load %arg0[%{{.*}}, %c14] : memref<?x30xf32>
+// CHECK-NOT: memref.load %arg0[%{{.*}}, %c15]
+// CHECK: scf.yield
+// CHECK: scf.if
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
+// CHECK: memref.load %arg0[%{{.*}}, %c15] : memref<?x30xf32>
+// CHECK: memref.load %arg0[%{{.*}}, %c29] : memref<?x30xf32>
+func.func @row_blocks(%l: memref<?x30xf32>, %r: memref<?x?xf32>, %c: memref<30x?xf32>) {
+  linalg.matmul indexing_maps = [affine_map<(i, j, k) -> (k, i)>, affine_map<(i, j, k) -> (k, j)>, affine_map<(i, j, k) -> (i, j)>]
+    ins(%l, %r : memref<?x30xf32>, memref<?x?xf32>) outs(%c : memref<30x?xf32>)
+  return
 }

@@ -127,8 +127,13 @@ def RopeAttnVectorizeSkinnyMatmul : Pass<"ropeattn-vectorize-skinny-matmul"> {
     scf.if %has_remainder { ... the same with vector.maskedload/store ... }
     ```
 
-    Other matmuls are left alone (for ropeattn-matmul-to-blas or the loop
-    lowering). `max-rows` = 0 disables the pass.
+    Also handled: R read as (j, k) from [M, K] (blocks of `lanes` k, loaded
+    as `lanes` rows and transposed in registers by butterfly shuffles), C
+    with up to 4·max-rows rows (row blocks of at most max-rows, each its own
+    loop), and the small-depth form (static K <= max-rows, any number of
+    rows: per row of C, the K elements of L broadcast once, then K FMAs per
+    column tile). Other matmuls are left alone (for ropeattn-matmul-to-blas
+    or the loop lowering). `max-rows` = 0 disables the pass.
   }];
   let options = [
     Option<"maxRows", "max-rows", "int64_t", /*default=*/"24",
