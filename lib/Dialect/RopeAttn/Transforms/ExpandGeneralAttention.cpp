@@ -27,6 +27,7 @@
 
 #include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/GeneralForm.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
@@ -396,12 +397,7 @@ struct ExpandGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
       scf::YieldOp::create(rewriter, loc, results);
     }
     {
-      Block &blk = sw.getDefaultRegion().emplaceBlock();
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPointToStart(&blk);
-      auto exact = cast<GeneralAttentionOp>(rewriter.clone(*op));
-      exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
-      scf::YieldOp::create(rewriter, loc, exact->getResults());
+      buildExactDefault<GeneralAttentionOp>(rewriter, sw, op);
     }
     rewriter.replaceOp(op, sw.getResults());
     return success();
@@ -423,13 +419,10 @@ struct RopeAttnExpandGeneralAttentionPass
           "max-degree >= 1, max-terms and max-fft-mib > 0");
       return signalPassFailure();
     }
-    std::optional<poly::Family> fam = poly::parseFamily(familyName);
-    if (!fam) {
-      getOperation()->emitError(
-          "ropeattn-expand-general-attention: unknown family '")
-          << familyName << "'; expected taylor, chebyshev or minimax";
+    std::optional<poly::Family> fam = parseFamilyOption(
+        getOperation(), "ropeattn-expand-general-attention", familyName);
+    if (!fam)
       return signalPassFailure();
-    }
     RewritePatternSet patterns(&getContext());
     patterns.add<ExpandGeneralAttention>(&getContext(), *fam, epsilon,
                                          maxDegree, maxTerms, maxFftMib << 20);

@@ -22,6 +22,7 @@
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
 #include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
@@ -947,16 +948,9 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
       scf::YieldOp::create(rewriter, loc, results);
     }
     {
-      Block &blk = sw.getDefaultRegion().emplaceBlock();
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPointToStart(&blk);
-      auto exact = cast<OpTy>(rewriter.clone(*op));
-      exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
-      SmallVector<Value> results;
-      for (Value res : exact->getResults())
-        if (!isCertificate(exact, res))
-          results.push_back(res);
-      scf::YieldOp::create(rewriter, loc, results);
+      buildExactDefault<OpTy>(rewriter, sw, op, [](OpTy exact, Value res) {
+        return !isCertificate(exact, res);
+      });
     }
     SmallVector<Value> replacements(sw.getResults());
     if constexpr (!isGrad) {
@@ -1005,12 +999,10 @@ struct RopeAttnExpandPolynomialPass
           "chunk and max-rank > 0");
       return signalPassFailure();
     }
-    std::optional<poly::Family> fam = poly::parseFamily(familyName);
-    if (!fam) {
-      getOperation()->emitError("ropeattn-expand-polynomial: unknown family '")
-          << familyName << "'; expected taylor, chebyshev or minimax";
+    std::optional<poly::Family> fam = parseFamilyOption(
+        getOperation(), "ropeattn-expand-polynomial", familyName);
+    if (!fam)
       return signalPassFailure();
-    }
     RewritePatternSet patterns(&getContext());
     Options opt{*fam, epsilon, maxDegree, maxRank, maxStateMib << 20, chunk};
     patterns

@@ -22,6 +22,7 @@
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
 #include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
@@ -680,12 +681,7 @@ struct ExpandToeplitzAttention : OpRewritePattern<OpTy> {
       scf::YieldOp::create(rewriter, loc, results);
     }
     {
-      Block &blk = sw.getDefaultRegion().emplaceBlock();
-      OpBuilder::InsertionGuard guard(rewriter);
-      rewriter.setInsertionPointToStart(&blk);
-      auto exact = cast<OpTy>(rewriter.clone(*op));
-      exact.setMethodAttr(MethodAttr::get(ctx, Method::Exact));
-      scf::YieldOp::create(rewriter, loc, exact->getResults());
+      buildExactDefault<OpTy>(rewriter, sw, op);
     }
     rewriter.replaceOp(op, sw.getResults());
     return success();
@@ -707,13 +703,10 @@ struct RopeAttnExpandToeplitzAttentionPass
           "max-degree >= 1, max-rank and max-fft-mib > 0");
       return signalPassFailure();
     }
-    std::optional<poly::Family> fam = poly::parseFamily(familyName);
-    if (!fam) {
-      getOperation()->emitError(
-          "ropeattn-expand-toeplitz-attention: unknown family '")
-          << familyName << "'; expected taylor, chebyshev or minimax";
+    std::optional<poly::Family> fam = parseFamilyOption(
+        getOperation(), "ropeattn-expand-toeplitz-attention", familyName);
+    if (!fam)
       return signalPassFailure();
-    }
     RewritePatternSet patterns(&getContext());
     patterns.add<ExpandToeplitzAttention<AttentionOp>,
                  ExpandToeplitzAttention<AttentionGradOp>>(

@@ -15,6 +15,7 @@
 
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 
 #include "llvm/Support/FormatVariadic.h"
 
@@ -224,12 +225,10 @@ struct RopeAttnSelectMethodPass
           "assumed-beta >= 0");
       return signalPassFailure();
     }
-    std::optional<poly::Family> family = poly::parseFamily(familyName);
-    if (!family) {
-      getOperation()->emitError("ropeattn-select-method: unknown family '")
-          << familyName << "'; expected taylor, chebyshev or minimax";
+    std::optional<poly::Family> family =
+        parseFamilyOption(getOperation(), "ropeattn-select-method", familyName);
+    if (!family)
       return signalPassFailure();
-    }
     getOperation()->walk([&](Operation *op) {
       if (auto a = dyn_cast<AttentionOp>(op))
         select(a, *family);
