@@ -237,11 +237,8 @@ struct ExpandGeneralAttention : OpRewritePattern<GeneralAttentionOp> {
 
   LogicalResult decline(GeneralAttentionOp op, PatternRewriter &rewriter,
                         const Twine &why) const {
-    op.emitRemark("ropeattn-expand-general-attention: exact path: ") << why;
-    rewriter.modifyOpInPlace(op, [&] {
-      op.setMethodAttr(MethodAttr::get(op.getContext(), Method::Exact));
-    });
-    return success();
+    return declineToExact(op, rewriter, "ropeattn-expand-general-attention",
+                          why);
   }
 
   LogicalResult matchAndRewrite(GeneralAttentionOp op,

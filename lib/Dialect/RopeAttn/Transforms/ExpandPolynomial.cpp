@@ -790,11 +790,7 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
   /// Falls back to the exact method, saying why in a remark.
   LogicalResult decline(OpTy op, PatternRewriter &rewriter,
                         const Twine &why) const {
-    op.emitRemark("ropeattn-expand-polynomial: exact path: ") << why;
-    rewriter.modifyOpInPlace(op, [&] {
-      op.setMethodAttr(MethodAttr::get(op.getContext(), Method::Exact));
-    });
-    return success();
+    return declineToExact(op, rewriter, "ropeattn-expand-polynomial", why);
   }
 
   LogicalResult matchAndRewrite(OpTy op,

@@ -498,11 +498,8 @@ struct ExpandToeplitzAttention : OpRewritePattern<OpTy> {
 
   LogicalResult decline(OpTy op, PatternRewriter &rewriter,
                         const Twine &why) const {
-    op.emitRemark("ropeattn-expand-toeplitz-attention: exact path: ") << why;
-    rewriter.modifyOpInPlace(op, [&] {
-      op.setMethodAttr(MethodAttr::get(op.getContext(), Method::Exact));
-    });
-    return success();
+    return declineToExact(op, rewriter, "ropeattn-expand-toeplitz-attention",
+                          why);
   }
 
   LogicalResult matchAndRewrite(OpTy op,

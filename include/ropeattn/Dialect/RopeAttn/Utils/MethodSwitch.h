@@ -4,7 +4,7 @@
 //
 // What ropeattn-expand-polynomial, -expand-toeplitz-attention and
 // -expand-general-attention share around their run-time switch: the `exact`
-// default case, and the `family` option's parsing.
+// default case, declining to the exact method, and the `family` option.
 //
 //===----------------------------------------------------------------------===//
 
@@ -39,6 +39,18 @@ void buildExactDefault(RewriterBase &rewriter, scf::IndexSwitchOp sw, OpTy op,
     if (!keep || keep(exact, res))
       results.push_back(res);
   scf::YieldOp::create(rewriter, op.getLoc(), results);
+}
+
+/// Keeps `op` on the exact method, saying why in a remark "<pass>: exact
+/// path: <why>"; succeeds (the op was updated in place).
+template <typename OpTy>
+LogicalResult declineToExact(OpTy op, RewriterBase &rewriter, StringRef pass,
+                             const Twine &why) {
+  op.emitRemark() << pass << ": exact path: " << why;
+  rewriter.modifyOpInPlace(op, [&] {
+    op.setMethodAttr(MethodAttr::get(op.getContext(), Method::Exact));
+  });
+  return success();
 }
 
 /// The `family` option of pass `pass`, or an error on `op`: "<pass>: unknown
