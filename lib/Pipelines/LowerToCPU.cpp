@@ -114,7 +114,10 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   upstream +=
       "func.func(convert-linalg-to-loops),"
       "func.func(ropeattn-approximate-math),"
+      // vector.transfer_read/write (the short FFT stages) become loads and
+      // stores here: convert-to-llvm alone does not lower them.
       "lower-affine,convert-scf-to-cf,expand-strided-metadata,lower-affine,"
+      "convert-vector-to-llvm,"
       "finalize-memref-to-llvm,convert-to-llvm,convert-openmp-to-llvm,"
       "reconcile-unrealized-casts";
   if (failed(parsePassPipeline(upstream, pm)))

@@ -219,7 +219,12 @@ def RopeAttnLowerFft : Pass<"ropeattn-lower-fft", "::mlir::ModuleOp"> {
       elements and vectorizes) ping-pong between planes, and a last generic
       interleaves (and scales by 1/L for `inverse`). The twiddle factors
       `e^{∓2πi·p/L}`, `p < L/2`, are one compile-time table (computed in
-      f64, rounded once); stage t reads every 2^t-th entry. Power-of-two
+      f64, rounded once); stage t reads every 2^t-th entry. Stages whose
+      contiguous run 2^t is shorter than a vector (16 f32 / 8 f64 lanes) are
+      instead `scf.for` loops of `vector.transfer_read` / `vector.shuffle` /
+      `vector.transfer_write` on the planes: the inputs are contiguous over
+      the flat index, the twiddles one read and a shuffle, and the two
+      outputs are interleaved in blocks of 2^t by shuffles. Power-of-two
       `L` only (other lengths are an error: pad where the math allows, as
       the Toeplitz embedding does, or use `backend=library`).
     * `library`: a call to `ropeattn_fft_f32/f64` of the ropeattn runtime
@@ -249,7 +254,9 @@ def RopeAttnLowerFft : Pass<"ropeattn-lower-fft", "::mlir::ModuleOp"> {
     "::mlir::func::FuncDialect",
     "::mlir::linalg::LinalgDialect",
     "::mlir::memref::MemRefDialect",
+    "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

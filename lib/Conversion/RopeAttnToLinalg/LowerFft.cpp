@@ -31,6 +31,8 @@
 #include "mlir/Dialect/Func/IR/FuncOps.h"
 #include "mlir/Dialect/LLVMIR/LLVMDialect.h"
 #include "mlir/Dialect/MemRef/IR/MemRef.h"
+#include "mlir/Dialect/SCF/IR/SCF.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 #include "mlir/Transforms/GreedyPatternRewriteDriver.h"
 
@@ -106,6 +108,89 @@ Value constantTable(OpBuilder &b, Location loc, FloatType t,
   }
   auto type = RankedTensorType::get({int64_t(values.size())}, t);
   return arith::ConstantOp::create(b, loc, DenseElementsAttr::get(type, v));
+}
+
+/// One Stockham stage with a short contiguous run (s < `lanes`), on the
+/// planes [B, L] as vectors of `lanes` elements. Its inputs a = x[p·s + q]
+/// and c = x[L/2 + p·s + q] are contiguous over the flat index i = p·s + q,
+/// and the 2·lanes outputs of lanes i..i+lanes−1 are y[2i, 2i + 2·lanes):
+/// blocks of s sums and s twiddled differences, alternating. So each step
+/// reads four vectors and one twiddle vector, interleaves by
+/// `vector.shuffle` and writes four vectors; the scalar generic would
+/// otherwise run an innermost loop of s < lanes iterations.
+/// The twiddle of lane l is table[p·s] = table[i + l − l mod s] (s divides
+/// i): one contiguous read and a shuffle.
+std::pair<Value, Value> buildShortStage(OpBuilder &b, Location loc, Value re,
+                                        Value im, Value outRe, Value outIm,
+                                        Value tableRe, Value tableIm,
+                                        int64_t batch, int64_t len, int64_t s,
+                                        int64_t lanes) {
+  auto t = cast<RankedTensorType>(re.getType()).getElementType();
+  auto vecType = VectorType::get({lanes}, t);
+  Value zero = arith::ConstantIndexOp::create(b, loc, 0);
+  Value one = arith::ConstantIndexOp::create(b, loc, 1);
+  Value halfLen = arith::ConstantIndexOp::create(b, loc, len / 2);
+  Value step = arith::ConstantIndexOp::create(b, loc, lanes);
+  Value stepOut = arith::ConstantIndexOp::create(b, loc, lanes);
+  Value pad = arith::ConstantOp::create(b, loc, t, b.getFloatAttr(t, 0.0));
+  SmallVector<int64_t> twMask, outMask[2];
+  for (int64_t l = 0; l < lanes; ++l)
+    twMask.push_back(l - l % s);
+  for (int64_t o = 0; o < 2 * lanes; ++o) {
+    int64_t block = o / (2 * s), within = o % (2 * s);
+    outMask[o / lanes].push_back(within < s ? block * s + within
+                                            : lanes + block * s + within - s);
+  }
+  SmallVector<bool> inBounds = {true};
+  auto batchLoop = scf::ForOp::create(
+      b, loc, zero, arith::ConstantIndexOp::create(b, loc, batch), one,
+      ValueRange{outRe, outIm},
+      [&](OpBuilder &bb, Location l, Value bi, ValueRange outer) {
+        auto inner = scf::ForOp::create(
+            bb, l, zero, halfLen, step, outer,
+            [&](OpBuilder &nb, Location l, Value i, ValueRange acc) {
+              Value iHi = arith::AddIOp::create(nb, l, i, halfLen);
+              auto read = [&](Value plane, ValueRange idx) -> Value {
+                return vector::TransferReadOp::create(nb, l, vecType, plane,
+                                                      idx, pad, inBounds);
+              };
+              Value ar = read(re, {bi, i}), cr = read(re, {bi, iHi});
+              Value ai = read(im, {bi, i}), ci = read(im, {bi, iHi});
+              auto twiddle = [&](Value table) -> Value {
+                Value w = read(table, {i});
+                return vector::ShuffleOp::create(nb, l, w, w, twMask);
+              };
+              Value w0 = twiddle(tableRe), w1 = twiddle(tableIm);
+              Value sr = arith::AddFOp::create(nb, l, ar, cr);
+              Value si = arith::AddFOp::create(nb, l, ai, ci);
+              Value dr = arith::SubFOp::create(nb, l, ar, cr);
+              Value di = arith::SubFOp::create(nb, l, ai, ci);
+              Value pr = arith::SubFOp::create(
+                  nb, l, arith::MulFOp::create(nb, l, dr, w0),
+                  arith::MulFOp::create(nb, l, di, w1));
+              Value pi = arith::AddFOp::create(
+                  nb, l, arith::MulFOp::create(nb, l, dr, w1),
+                  arith::MulFOp::create(nb, l, di, w0));
+              Value o0 = arith::AddIOp::create(nb, l, i, i);
+              Value o1 = arith::AddIOp::create(nb, l, o0, stepOut);
+              SmallVector<Value> results;
+              for (auto [plane, sum, diff] :
+                   {std::tuple{acc[0], sr, pr}, std::tuple{acc[1], si, pi}}) {
+                Value y = plane;
+                for (int h = 0; h < 2; ++h) {
+                  Value v =
+                      vector::ShuffleOp::create(nb, l, sum, diff, outMask[h]);
+                  y = vector::TransferWriteOp::create(
+                          nb, l, v, y, ValueRange{bi, h ? o1 : o0}, inBounds)
+                          .getResult();
+                }
+                results.push_back(y);
+              }
+              scf::YieldOp::create(nb, l, results);
+            });
+        scf::YieldOp::create(bb, l, inner.getResults());
+      });
+  return {batchLoop.getResult(0), batchLoop.getResult(1)};
 }
 
 /// The codegen lowering of one FFT on [B, L, 2] (L a power of two ≥ 2).
@@ -191,6 +276,22 @@ Value buildStockham(OpBuilder &b, Location loc, Value x, int64_t batch,
     } else {
       outRe = tensor::EmptyOp::create(b, loc, outType.getShape(), t);
       outIm = tensor::EmptyOp::create(b, loc, outType.getShape(), t);
+    }
+    int64_t lanes = t.getWidth() == 32 ? 16 : 8;
+    if (s < lanes && len / 2 >= lanes) {
+      Value planeRe = spareRe, planeIm = spareIm;
+      if (!planeRe) {
+        // Not tensor.empty: two of one shape would be CSE'd into one value
+        // and the two loops' in-place writes would then conflict.
+        planeRe = bufferization::AllocTensorOp::create(b, loc, planeType, {});
+        planeIm = bufferization::AllocTensorOp::create(b, loc, planeType, {});
+      }
+      spareRe = re;
+      spareIm = im;
+      std::tie(re, im) =
+          buildShortStage(b, loc, re, im, planeRe, planeIm, tableRe, tableIm,
+                          batch, len, s, lanes);
+      continue;
     }
     spareRe = re;
     spareIm = im;

@@ -66,3 +66,37 @@ func.func @length_one(%x: tensor<7x1x2xf32>) -> tensor<7x1x2xf32> {
   %y = ropeattn.fft %x inverse : tensor<7x1x2xf32>
   return %y : tensor<7x1x2xf32>
 }
+
+// Stages whose contiguous run s is shorter than a vector (16 f32 lanes; 8
+// for f64) are vector loops over the flat index i = p·s + q: four reads,
+// the twiddle of lane l is table[i + l − l mod s], and the sums and twiddled
+// differences are interleaved in blocks of s by shuffles into
+// y[2i, 2i + 32). L = 32: s = 1, 2, 4, 8 take this form, s = 16 the generic.
+// CODEGEN-LABEL: func private @__ropeattn_fft_2x32_f32_fwd
+// CODEGEN: %[[TRE:.*]] = arith.constant dense<[1.000000e+00,
+// CODEGEN: bufferization.alloc_tensor() : tensor<2x32xf32>
+// CODEGEN: bufferization.alloc_tensor() : tensor<2x32xf32>
+// Stage 0 (s = 1): one step of 16 lanes per batch row.
+// CODEGEN: scf.for %[[B:.*]] = %{{.*}} to %{{.*}} step %{{.*}} iter_args
+// CODEGEN: scf.for %[[I:.*]] = %{{.*}} to %[[H:.*]] step %{{.*}} iter_args
+// CODEGEN: %[[IH:.*]] = arith.addi %[[I]], %[[H]]
+// CODEGEN: vector.transfer_read %{{.*}}[%[[B]], %[[I]]], %{{.*}} {in_bounds = [true]} : tensor<2x32xf32>, vector<16xf32>
+// CODEGEN: vector.transfer_read %{{.*}}[%[[B]], %[[IH]]]
+// CODEGEN: %[[W:.*]] = vector.transfer_read %[[TRE]][%[[I]]]
+// CODEGEN: vector.shuffle %[[W]], %[[W]] [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15]
+// CODEGEN: %[[O0:.*]] = arith.addi %[[I]], %[[I]]
+// CODEGEN: vector.shuffle %{{.*}}, %{{.*}} [0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23]
+// CODEGEN: vector.transfer_write %{{.*}}, %{{.*}}[%[[B]], %[[O0]]] {in_bounds = [true]}
+// CODEGEN: vector.shuffle %{{.*}}, %{{.*}} [8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31]
+// Stage 1 (s = 2): pairs of lanes share a twiddle; blocks of two.
+// CODEGEN: vector.shuffle %{{.*}}, %{{.*}} [0, 0, 2, 2, 4, 4, 6, 6, 8, 8, 10, 10, 12, 12, 14, 14]
+// CODEGEN: vector.shuffle %{{.*}}, %{{.*}} [0, 1, 16, 17, 2, 3, 18, 19, 4, 5, 20, 21, 6, 7, 22, 23]
+// Stage 3 (s = 8).
+// CODEGEN: vector.shuffle %{{.*}}, %{{.*}} [0, 0, 0, 0, 0, 0, 0, 0, 8, 8, 8, 8, 8, 8, 8, 8]
+// CODEGEN: vector.shuffle %{{.*}}, %{{.*}} [0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23]
+// Stage 4 (s = 16, m = 1) is the generic again.
+// CODEGEN: linalg.generic {{.*}} outs(%{{.*}}, %{{.*}} : tensor<2x1x2x16xf32>, tensor<2x1x2x16xf32>)
+func.func @short_stages(%x: tensor<2x32x2xf32>) -> tensor<2x32x2xf32> {
+  %y = ropeattn.fft %x : tensor<2x32x2xf32>
+  return %y : tensor<2x32x2xf32>
+}

@@ -138,7 +138,7 @@ def main():
     rng = np.random.default_rng(args.seed)
     cases = []
     # Powers of two (both backends), plus edge lengths 0 and 1.
-    for length in [0, 1, 2, 4, 8, 32, 128, 1024, 2048]:
+    for length in [0, 1, 2, 4, 8, 16, 32, 64, 128, 1024, 2048]:
         for backend in ["codegen", "library"]:
             et = ["f32", "f64"][len(cases) % 2]
             inverse = bool(rng.integers(2))
