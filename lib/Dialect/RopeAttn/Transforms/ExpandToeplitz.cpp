@@ -249,14 +249,23 @@ LogicalResult expand(ToeplitzMatmulOp op, RewriterBase &rewriter) {
     Value w = FftOp::create(rewriter, loc, zType, product.getResult(0),
                             /*inverse=*/true);
 
-    // 4. Unpack rows 0 .. R − 1 of the block's 2·pb columns: tile[i, c] =
-    //    w[c / 2, i, c % 2], loops (c, i) with i innermost (w read along its
-    //    rows); the valid columns go to y[zb, :, 2·p0 ..].
-    auto tileType = RankedTensorType::get({r, 2 * pb}, t);
-    Value tInit =
-        tensor::EmptyOp::create(rewriter, loc, tileType.getShape(), t);
+    // 4. Unpack rows 0 .. R − 1 of the block's valid columns straight into
+    //    y[zb, :, 2·p0 ..] (a slice of the loop-carried result, inserted
+    //    back at the same place: bufferized in place, no tile buffer and
+    //    no strided copy): y[zb, i, 2·p0 + c] = w[c / 2, i, c % 2], loops
+    //    (c, i) with i innermost (w read along its rows).
+    Value c0 = om.add(p0, p0);
+    Value width = arith::MinSIOp::create(rewriter, loc, om.c(2 * pb),
+                                         om.sub(om.c(cols), c0));
+    Value yIter = loop.getRegionIterArgs()[0];
+    SmallVector<OpFoldResult> yOffsets = {zb, ia(0), c0};
+    SmallVector<OpFoldResult> ySizes = {ia(1), ia(r), width};
+    SmallVector<OpFoldResult> yStrides = {ia(1), ia(1), ia(1)};
+    auto partType = RankedTensorType::get({r, ShapedType::kDynamic}, t);
+    Value dest = tensor::ExtractSliceOp::create(rewriter, loc, partType, yIter,
+                                                yOffsets, ySizes, yStrides);
     auto tile = linalg::GenericOp::create(
-        rewriter, loc, TypeRange{tileType}, ValueRange{}, ValueRange{tInit},
+        rewriter, loc, TypeRange{partType}, ValueRange{}, ValueRange{dest},
         ArrayRef<AffineMap>{
             AffineMap::getPermutationMap(ArrayRef<unsigned>{1u, 0u}, ctx)},
         parallel(2), [&](OpBuilder &b, Location l, ValueRange) {
@@ -270,18 +279,8 @@ LogicalResult expand(ToeplitzMatmulOp op, RewriterBase &rewriter) {
                          arith::RemUIOp::create(b, l, col, two)});
           linalg::YieldOp::create(b, l, v);
         });
-    Value c0 = om.add(p0, p0);
-    Value width = arith::MinSIOp::create(rewriter, loc, om.c(2 * pb),
-                                         om.sub(om.c(cols), c0));
-    Value part = tensor::ExtractSliceOp::create(
-        rewriter, loc, tile.getResult(0), ArrayRef<OpFoldResult>{ia(0), ia(0)},
-        ArrayRef<OpFoldResult>{ia(r), width},
-        ArrayRef<OpFoldResult>{ia(1), ia(1)});
     Value next = tensor::InsertSliceOp::create(
-        rewriter, loc, part, loop.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{zb, ia(0), c0},
-        ArrayRef<OpFoldResult>{ia(1), ia(r), width},
-        ArrayRef<OpFoldResult>{ia(1), ia(1), ia(1)});
+        rewriter, loc, tile.getResult(0), yIter, yOffsets, ySizes, yStrides);
     scf::YieldOp::create(rewriter, loc, next);
   }
   Value y = loop.getResult(0);
