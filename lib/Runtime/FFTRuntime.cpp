@@ -150,6 +150,8 @@ void fft(StridedMemRefType<T, 3> *inM, StridedMemRefType<T, 3> *outM,
       getPlan<T>(PlanKey{len, batch, is, id, os, od, sign, unaligned});
   F::execute(p, reinterpret_cast<typename F::Complex *>(in),
              reinterpret_cast<typename F::Complex *>(target));
+  if (!inverse && !packOut)
+    return; // nothing to scale or unpack
   const T scale = inverse ? T(1) / T(len) : T(1);
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t n = 0; n < len; ++n)
