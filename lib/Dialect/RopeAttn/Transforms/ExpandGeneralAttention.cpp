@@ -249,10 +249,11 @@ std::pair<Value, Value> buildForward(B &bb, const general::Shape &sh, Value qh,
         B ib{nb, l};
         Value i = linalg::IndexOp::create(nb, l, 1);
         Value lg = math::LogOp::create(nb, l, a[0]);
-        linalg::YieldOp::create(
-            nb, l,
-            arith::SelectOp::create(nb, l, emptyRow(nb, l, sh, i), ib.negInf(t), lg)
-                .getResult());
+        linalg::YieldOp::create(nb, l,
+                                arith::SelectOp::create(nb, l,
+                                                        emptyRow(nb, l, sh, i),
+                                                        ib.negInf(t), lg)
+                                    .getResult());
       });
   return {o, lse};
 }
@@ -438,24 +439,24 @@ buildBackward(B &bb, const general::Shape &sh, Value qh, Value kh, Value v,
   Value corr4 = tensor::ExpandShapeOp::create(
       b, loc, RankedTensorType::get({sh.bhq, r, fftLen, 2}, t), corr,
       ArrayRef<ReassociationIndices>{{0, 1}, {2}, {3}});
-  Value dt = bb.generic(
-      ValueRange{}, bb.empty({ia(sh.bhq), ia(r), ia(sh.len)}, t),
-      {amap(ctx, 3, {0, 1, 2})}, {kPar, kPar, kPar},
-      [&](OpBuilder &nb, Location l, ValueRange) {
-        B ib{nb, l};
-        Value h = linalg::IndexOp::create(nb, l, 0);
-        Value m = linalg::IndexOp::create(nb, l, 1);
-        Value uu = linalg::IndexOp::create(nb, l, 2);
-        Value lag = ib.rem(ib.add(uu, ib.idx(fftLen - (sh.m - 1))),
-                           ib.idx(fftLen));
-        Value cv = tensor::ExtractOp::create(nb, l, corr4,
-                                             ValueRange{h, m, lag, ib.idx(0)});
-        linalg::YieldOp::create(
-            nb, l,
-            arith::SelectOp::create(nb, l, visibleAt(nb, l, sh, uu), cv,
-                                    ib.flt(t, 0.0))
-                .getResult());
-      });
+  Value dt =
+      bb.generic(ValueRange{}, bb.empty({ia(sh.bhq), ia(r), ia(sh.len)}, t),
+                 {amap(ctx, 3, {0, 1, 2})}, {kPar, kPar, kPar},
+                 [&](OpBuilder &nb, Location l, ValueRange) {
+                   B ib{nb, l};
+                   Value h = linalg::IndexOp::create(nb, l, 0);
+                   Value m = linalg::IndexOp::create(nb, l, 1);
+                   Value uu = linalg::IndexOp::create(nb, l, 2);
+                   Value lag = ib.rem(ib.add(uu, ib.idx(fftLen - (sh.m - 1))),
+                                      ib.idx(fftLen));
+                   Value cv = tensor::ExtractOp::create(
+                       nb, l, corr4, ValueRange{h, m, lag, ib.idx(0)});
+                   linalg::YieldOp::create(
+                       nb, l,
+                       arith::SelectOp::create(nb, l, visibleAt(nb, l, sh, uu),
+                                               cv, ib.flt(t, 0.0))
+                           .getResult());
+                 });
   // Sum over the rows of [B·Hq] that share a table: all (shared, one row)
   // or the batch entries of each head (per head).
   auto add = [](OpBuilder &nb, Location l, ValueRange a) {
@@ -463,11 +464,10 @@ buildBackward(B &bb, const general::Shape &sh, Value qh, Value kh, Value v,
         nb, l, arith::AddFOp::create(nb, l, a[0], a[1]).getResult());
   };
   int64_t tables = sh.perHead ? sh.hq : 1;
-  Value dts = bb.generic(
-      general::splitLeading(bb, dt, sh.bhq / tables, tables),
-      bb.filled({ia(tables), ia(r), ia(sh.len)}, t, 0.0),
-      {amap(ctx, 4, {3, 0, 1, 2}), amap(ctx, 4, {0, 1, 2})},
-      {kPar, kPar, kPar, kRed}, add);
+  Value dts = bb.generic(general::splitLeading(bb, dt, sh.bhq / tables, tables),
+                         bb.filled({ia(tables), ia(r), ia(sh.len)}, t, 0.0),
+                         {amap(ctx, 4, {3, 0, 1, 2}), amap(ctx, 4, {0, 1, 2})},
+                         {kPar, kPar, kPar, kRed}, add);
   Value w3 = w;
   if (!sh.perHead)
     w3 = tensor::ExpandShapeOp::create(

@@ -21,8 +21,8 @@
 
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
-#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/Correlation.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"

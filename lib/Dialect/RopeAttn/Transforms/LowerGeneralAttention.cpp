@@ -265,8 +265,8 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
     // P: normalized probabilities (0 on masked pairs and empty rows).
     Value probs;
     if (Value lseIn = op.getLogsumexp()) {
-      Value lse = general::convertElements(bb, bb.collapseLeading(lseIn, 1),
-                                           ct);
+      Value lse =
+          general::convertElements(bb, bb.collapseLeading(lseIn, 1), ct);
       probs = bb.generic(
           ValueRange{logits, lse},
           bb.empty({ia(sh.bhq), ia(sh.n), ia(sh.m)}, ct), {id3, rows3, id3},
@@ -277,10 +277,10 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
             Value sx = arith::MulFOp::create(nb, l, a[0], ib.flt(ct, sh.scale));
             Value e = math::ExpOp::create(
                 nb, l, arith::SubFOp::create(nb, l, sx, a[1]));
-            Value live = arith::CmpFOp::create(
-                nb, l, arith::CmpFPredicate::OGT, a[1], ib.negInf(ct));
-            live = arith::AndIOp::create(nb, l, live,
-                                         visible(nb, l, sh, ii, jj));
+            Value live = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                               a[1], ib.negInf(ct));
+            live =
+                arith::AndIOp::create(nb, l, live, visible(nb, l, sh, ii, jj));
             linalg::YieldOp::create(
                 nb, l,
                 arith::SelectOp::create(nb, l, live, e, ib.flt(ct, 0.0))
@@ -297,8 +297,8 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
             Value ii = linalg::IndexOp::create(nb, l, 1);
             Value jj = linalg::IndexOp::create(nb, l, 2);
             Value sx = arith::MulFOp::create(nb, l, a[0], ib.flt(ct, sh.scale));
-            Value x = arith::SelectOp::create(
-                nb, l, visible(nb, l, sh, ii, jj), sx, ib.negInf(ct));
+            Value x = arith::SelectOp::create(nb, l, visible(nb, l, sh, ii, jj),
+                                              sx, ib.negInf(ct));
             linalg::YieldOp::create(
                 nb, l, arith::MaximumFOp::create(nb, l, x, a[1]).getResult());
           });
@@ -329,8 +329,8 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
           {id3, rows3, id3}, {kPar, kPar, kPar},
           [&](OpBuilder &nb, Location l, ValueRange a) {
             B ib{nb, l};
-            Value pos = arith::CmpFOp::create(
-                nb, l, arith::CmpFPredicate::OGT, a[1], ib.flt(ct, 0.0));
+            Value pos = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OGT,
+                                              a[1], ib.flt(ct, 0.0));
             Value r = arith::DivFOp::create(nb, l, a[0], a[1]);
             linalg::YieldOp::create(
                 nb, l,
@@ -364,8 +364,8 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
       Value p = arith::MulFOp::create(nb, l, a[0], a[1]);
       p = arith::MulFOp::create(nb, l, p, a[2]);
       p = arith::MulFOp::create(nb, l, p, ib.flt(ct, sh.scale));
-      linalg::YieldOp::create(nb, l,
-                              arith::AddFOp::create(nb, l, a[3], p).getResult());
+      linalg::YieldOp::create(
+          nb, l, arith::AddFOp::create(nb, l, a[3], p).getResult());
     };
     // dq̂[h, i, t] = s·Σ_j dℓ·w_t(i − j)·k̂[κ(h), j, t]  (dims h, i, t, j).
     Value dqh = bb.generic(
@@ -417,11 +417,10 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
                                     arith::SubIOp::create(nb, l, top, uu),
                                     ib.idx(sh.m)));
           Value jj = arith::SelectOp::create(
-              nb, l, inRange, arith::SubIOp::create(nb, l, top, uu),
-              ib.idx(0));
-          Value kv = ib.add(ib.mul(ib.div(hh, ib.idx(sh.hq)), ib.idx(sh.hk)),
-                            ib.div(ib.rem(hh, ib.idx(sh.hq)),
-                                   ib.idx(sh.group)));
+              nb, l, inRange, arith::SubIOp::create(nb, l, top, uu), ib.idx(0));
+          Value kv =
+              ib.add(ib.mul(ib.div(hh, ib.idx(sh.hq)), ib.idx(sh.hk)),
+                     ib.div(ib.rem(hh, ib.idx(sh.hq)), ib.idx(sh.group)));
           Value dlv =
               tensor::ExtractOp::create(nb, l, dl, ValueRange{hh, ii, jj});
           Value kval =
@@ -445,11 +444,10 @@ struct LowerGeneralAttentionGrad : OpRewritePattern<GeneralAttentionGradOp> {
                       {amap(ctx, 3, {2, 0, 1}), amap(ctx, 3, {0, 1})},
                       {kPar, kPar, kRed}, addBody);
     else
-      dw = bb.generic(
-          general::splitLeading(bb, dwh, sh.batch, sh.hq),
-          bb.filled({ia(sh.hq), ia(sh.len), ia(sh.s)}, ct, 0.0),
-          {amap(ctx, 4, {3, 0, 1, 2}), amap(ctx, 4, {0, 1, 2})},
-          {kPar, kPar, kPar, kRed}, addBody);
+      dw = bb.generic(general::splitLeading(bb, dwh, sh.batch, sh.hq),
+                      bb.filled({ia(sh.hq), ia(sh.len), ia(sh.s)}, ct, 0.0),
+                      {amap(ctx, 4, {3, 0, 1, 2}), amap(ctx, 4, {0, 1, 2})},
+                      {kPar, kPar, kPar, kRed}, addBody);
 
     auto store = [&](Value x, Value like, int64_t keep) {
       auto type = cast<RankedTensorType>(like.getType());
@@ -486,7 +484,8 @@ struct RopeAttnLowerGeneralAttentionPass
     if (dynamic.wasInterrupted())
       return signalPassFailure();
     RewritePatternSet patterns(&getContext());
-    patterns.add<LowerGeneralAttention, LowerGeneralAttentionGrad>(&getContext());
+    patterns.add<LowerGeneralAttention, LowerGeneralAttentionGrad>(
+        &getContext());
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       signalPassFailure();
   }

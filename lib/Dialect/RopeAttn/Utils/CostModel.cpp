@@ -143,7 +143,8 @@ double cost::generalToeplitzGradFlops(const AttentionShape &s, int64_t support,
   double terms = poly::featureRank(support, g); // |M|
   double w = s.dv + 1;
   double len = double(s.n + s.m - 1), fft = fftLength(s);
-  double heads = double(s.bhq), qRows = heads * s.n, kRows = double(s.bhk) * s.m;
+  double heads = double(s.bhq), qRows = heads * s.n,
+         kRows = double(s.bhk) * s.m;
   // The forward's products (u_m, v_m, t_m, X, Y, Nm).
   double forward = generalToeplitzFlops(s, support, g);
   // D and Gs; du (3 per entry of Y), S (2 per entry).
@@ -155,8 +156,8 @@ double cost::generalToeplitzGradFlops(const AttentionShape &s, int64_t support,
   // d-weights correlations: one complex FFT per real column of S_m and X_m,
   // the spectrum products (8 per point and column), one inverse FFT per
   // (head, monomial).
-  double corr = heads * terms * (2.0 * w * fftFlops(fft) + 8.0 * w * fft +
-                                 fftFlops(fft));
+  double corr =
+      heads * terms * (2.0 * w * fftFlops(fft) + 8.0 * w * fft + fftFlops(fft));
   // The monomial VJPs: per entry, |S| powers of ≤ g factors and 2 more.
   double vjp = (qRows + kRows + double(tables) * len) * support * terms *
                (double(support) * g + 2.0);

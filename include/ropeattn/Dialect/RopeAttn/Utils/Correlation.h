@@ -83,8 +83,10 @@ inline Value crossCorrelate(TensorBuilder &bb, Value a, Value b,
         auto mul = [&](Value y, Value z) {
           return arith::MulFOp::create(nb, l, y, z).getResult();
         };
-        Value re = arith::AddFOp::create(nb, l, mul(x[0], x[2]), mul(x[1], x[3]));
-        Value im = arith::SubFOp::create(nb, l, mul(x[1], x[2]), mul(x[0], x[3]));
+        Value re =
+            arith::AddFOp::create(nb, l, mul(x[0], x[2]), mul(x[1], x[3]));
+        Value im =
+            arith::SubFOp::create(nb, l, mul(x[1], x[2]), mul(x[0], x[3]));
         Value isRe = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, k,
                                            ib.idx(0));
         Value val = arith::SelectOp::create(nb, l, isRe, re, im);
