@@ -261,9 +261,10 @@ std::pair<Value, Value> buildForward(B &bb, const general::Shape &sh, Value qh,
 /// The vector-Jacobian product of the monomial map x ↦ Π_t x_t^{m_t}, for
 /// x : [P, R, |S|] and the cotangent dmono : [P, |M|, R] of every monomial:
 ///   dx[p, r, t] = Σ_m dmono[p, m, r]·m_t·Π_{t'} x[p, r, t']^{m_t' − [t' = t]}
-/// (dims p, r, t, m; a term with m_t = 0 is 0).
+/// (dims p, r, t, m; a term with m_t = 0 is 0). With `offsets`, r is a
+/// table index and invisible offsets get exactly 0 (whatever W holds there).
 Value monomialVJP(B &bb, const general::Shape &sh, Value x, Value dmono,
-                  Value exps, int64_t g) {
+                  Value exps, int64_t g, bool offsets = false) {
   OpBuilder &b = bb.b;
   MLIRContext *ctx = b.getContext();
   auto ia = [&](int64_t v) -> OpFoldResult { return b.getIndexAttr(v); };
@@ -295,6 +296,9 @@ Value monomialVJP(B &bb, const general::Shape &sh, Value x, Value dmono,
           e = arith::SelectOp::create(nb, l, same, ib.sub(e, ib.idx(1)), e);
           prod = arith::MulFOp::create(nb, l, prod, powSmall(nb, l, xv, e, g));
         }
+        if (offsets)
+          prod = arith::SelectOp::create(nb, l, visibleAt(nb, l, sh, r), prod,
+                                         ib.flt(t, 0.0));
         linalg::YieldOp::create(
             nb, l, arith::AddFOp::create(nb, l, a[2], prod).getResult());
       });
@@ -473,7 +477,7 @@ buildBackward(B &bb, const general::Shape &sh, Value qh, Value kh, Value v,
     w3 = tensor::ExpandShapeOp::create(
         b, loc, RankedTensorType::get({1, sh.len, sh.s}, t), w,
         ArrayRef<ReassociationIndices>{{0, 1}, {2}});
-  Value dw = monomialVJP(bb, sh, w3, dts, pr.exps, pr.g);
+  Value dw = monomialVJP(bb, sh, w3, dts, pr.exps, pr.g, /*offsets=*/true);
   if (!sh.perHead)
     dw = tensor::CollapseShapeOp::create(
         b, loc, dw, ArrayRef<ReassociationIndices>{{0, 1}, {2}});
