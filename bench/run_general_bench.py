@@ -16,6 +16,16 @@ against the certified bound B(delta_g).
 Writes bench/results/general_cpu.{md,json,png}.
 
     .venv/bin/python bench/run_general_bench.py [--ns 1024,2048,4096,8192]
+
+Backward section (--backward): the same configurations for
+ropeattn.general_attention_grad (dq, dk, dv, dW) by the Toeplitz backward
+(transposed Toeplitz products, FFT cross-correlations; docs/Spec.md §16.5)
+against its exact lowering, fed with the Toeplitz forward's output and a
+random dO; reports the time vs n, |M|, the cost model's backward estimate
+(§16.4, transcribed) and max|dX_toeplitz - dX_exact| / max|dX_exact| per
+gradient. Writes bench/results/general_grad_cpu.{md,json,png}.
+
+    .venv/bin/python bench/run_general_bench.py --backward [--ns 512,1024,2048]
 """
 import argparse
 import datetime
@@ -61,6 +71,34 @@ def predicted_flops(n, s, g):
             terms * t + 3 * n * terms * w)
 
 
+def predicted_grad_flops(n, s, g):
+    """docs/Spec.md §16.4, toeplitz (general grad), one head, N = M = n,
+    one shared table."""
+    terms = math.comb(s + g, g)
+    w = DV + 1
+    lp = 2 ** math.ceil(math.log2(2 * n - 1))
+    f = 5 * lp * math.log2(lp)
+    t = math.ceil(w / 2) * (2 * f + 6 * lp) + f
+    return (predicted_flops(n, s, g) + 2 * n * DV + n * w +
+            5 * n * terms * w + terms * t + 2 * n * terms * (w + DV) +
+            terms * (2 * w * f + 8 * w * lp + f) +
+            (n + n + (2 * n - 1)) * s * terms * (s * g + 2))
+
+
+def grad_src(n, s, method):
+    t = f"tensor<1x{n}x{D}xf32>"
+    tv = f"tensor<1x{n}x{DV}xf32>"
+    tw = f"tensor<{2 * n - 1}x{s}xf32>"
+    sup = ", ".join(f"{a}, {b}" for a, b in SUPPORTS[s])
+    res = f"({t}, {t}, {tv}, {tw})"
+    return (f"func.func @f(%q: {t}, %k: {t}, %v: {tv}, %o: {tv}, %do: {tv}, "
+            f"%w: {tw}) -> {res} {{\n"
+            f"  %dq, %dk, %dv, %dw = ropeattn.general_attention_grad %q, %k, "
+            f"%v, %o, %do weights(%w) support [{sup}] causal method {method} "
+            f": ({t}, {t}, {tv}, {tv}, {tv}, {tw}) -> {res}\n"
+            f"  return %dq, %dk, %dv, %dw : {t}, {t}, {tv}, {tw}\n}}\n")
+
+
 def src(n, s, method):
     t = f"tensor<1x{n}x{D}xf32>"
     tv = f"tensor<1x{n}x{DV}xf32>"
@@ -72,20 +110,23 @@ def src(n, s, method):
             f" -> {tv}\n  return %o : {tv}\n}}\n")
 
 
-def run(rope_run, tmp, n, s, method, reps, paths, tag):
+def run(rope_run, tmp, n, s, method, reps, paths, tag, grad=False):
     path = os.path.join(tmp, f"{tag}.mlir")
     with open(path, "w") as fh:
-        fh.write(src(n, s, method))
-    out = os.path.join(tmp, f"o_{tag}.npy")
+        fh.write(grad_src(n, s, method) if grad else src(n, s, method))
+    outs = [os.path.join(tmp, f"o{i}_{tag}.npy") for i in range(4 if grad
+                                                               else 1)]
     cmd = [rope_run, path, "--function=f", f"--benchmark={reps}",
-           f"--output=@{out}",
            f"--pipeline-options=fft=library family=minimax epsilon={EPS}"]
+    cmd += [f"--output=@{o}" for o in outs]
     cmd += [f"--input=@{p}" for p in paths]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         sys.exit(f"rope-run failed ({tag}):\n{res.stderr}")
     ms = float(re.search(r"median ([0-9.e+-]+) ms", res.stdout).group(1))
-    return ms, np.load(out)
+    if grad:
+        return ms, [np.load(o) for o in outs]
+    return ms, np.load(outs[0])
 
 
 def inputs(tmp, n, s, beta, tag):
@@ -118,7 +159,11 @@ def main():
     ap.add_argument("--build", default=os.path.join(ROOT, "build"))
     ap.add_argument("--from-json", action="store_true",
                     help="rewrite the table and plot from general_cpu.json")
+    ap.add_argument("--backward", action="store_true",
+                    help="the general_attention_grad section instead")
     args = ap.parse_args()
+    if args.backward:
+        return backward(args)
     if args.from_json:
         out_dir = os.path.join(ROOT, "bench", "results")
         with open(os.path.join(out_dir, "general_cpu.json")) as fh:
@@ -159,6 +204,116 @@ def main():
     with open(os.path.join(out_dir, "general_cpu.json"), "w") as fh:
         json.dump({"meta": meta, "rows": rows}, fh, indent=1)
     write(out_dir, meta, rows)
+
+
+def backward(args):
+    """general_attention_grad: toeplitz vs exact (the forward's output fed
+    to both, as a training step does)."""
+    rope_run = os.path.join(args.build, "bin", "rope-run")
+    out_dir = os.path.join(ROOT, "bench", "results")
+    if args.from_json:
+        with open(os.path.join(out_dir, "general_grad_cpu.json")) as fh:
+            data = json.load(fh)
+        return write_grad(out_dir, data["meta"], data["rows"])
+    rng_table = ranges(os.path.join(args.build, "bin", "poly-approx-dump"))
+    ns = [int(x) for x in args.ns.split(",")]
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in ns:
+            for s, g in CONFIGS:
+                bmax, delta = rng_table[g]
+                beta = 0.9 * bmax
+                tag = f"s{s}g{g}n{n}"
+                paths, _ = inputs(tmp, n, s, beta, tag)
+                _, o = run(rope_run, tmp, n, s, "toeplitz", 1, paths,
+                           tag + "f")
+                rng = np.random.default_rng(n + 7 * s + g)
+                extra = []
+                for name, x in (("o", o), ("do", rng.standard_normal(
+                        o.shape))):
+                    p = os.path.join(tmp, f"{name}_{tag}.npy")
+                    np.save(p, x.astype(np.float32))
+                    extra.append(p)
+                gpaths = paths[:3] + extra + paths[3:]
+                tt, gt = run(rope_run, tmp, n, s, "toeplitz", args.reps,
+                             gpaths, tag + "gt", grad=True)
+                row = {"n": n, "support": s, "degree": g,
+                       "terms": math.comb(s + g, g), "beta": beta,
+                       "delta": delta, "toeplitz_ms": tt,
+                       "predicted_flops": predicted_grad_flops(n, s, g)}
+                if n <= args.exact_max:
+                    te, ge = run(rope_run, tmp, n, s, "exact", args.reps,
+                                 gpaths, tag + "gx", grad=True)
+                    row["exact_ms"] = te
+                    row["err"] = [float(np.max(np.abs(a - b)) /
+                                        max(np.max(np.abs(b)), 1e-30))
+                                  for a, b in zip(gt, ge)]
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    meta = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(
+        timespec="seconds"), "load": os.getloadavg(), "reps": args.reps}
+    with open(os.path.join(out_dir, "general_grad_cpu.json"), "w") as fh:
+        json.dump({"meta": meta, "rows": rows}, fh, indent=1)
+    write_grad(out_dir, meta, rows)
+
+
+def write_grad(out_dir, meta, rows):
+    lines = [
+        "# general per-offset form, backward: Toeplitz gradient vs exact",
+        "",
+        f"{meta['date']}, load average {meta['load'][0]:.2f} (2 cores, "
+        "shared). ropeattn.general_attention_grad (dq, dk, dv, dW), one head, "
+        "D = Dv = 4, causal, f32, random shared weights, beta^ = 0.9 B_g, "
+        f"family minimax, epsilon {EPS}, FFTW; o = the Toeplitz forward's "
+        f"output, random dO; medians of {meta['reps']} rope-run --benchmark "
+        "calls after a warm-up. est. flops: the backward cost model of "
+        "docs/Spec.md §16.4; rel. diff: max|toeplitz - exact| / max|exact| "
+        "per gradient (dq, dk, dv, dW).",
+        "",
+        "    .venv/bin/python bench/run_general_bench.py --backward",
+        "",
+        "| n | S | g | M | toeplitz (ms) | est. flops | ns/flop | exact (ms) "
+        "| exact / toeplitz | rel. diff dq, dk, dv, dW |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        ex = r.get("exact_ms")
+        lines.append(
+            f"| {r['n']} | {r['support']} | {r['degree']} | {r['terms']} | "
+            f"{r['toeplitz_ms']:.3g} | {r['predicted_flops']:.2e} | "
+            f"{1e6 * r['toeplitz_ms'] / r['predicted_flops']:.3f} | "
+            + (f"{ex:.4g} | {ex / r['toeplitz_ms']:.2f} | "
+               + ", ".join(f"{e:.1e}" for e in r["err"]) + " |"
+               if ex is not None else "- | - | - |"))
+    with open(os.path.join(out_dir, "general_grad_cpu.md"), "w") as fh:
+        fh.write("\n".join(lines) + "\n")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4))
+    for s, g in CONFIGS:
+        rs = [r for r in rows if r["support"] == s and r["degree"] == g]
+        ax.loglog([r["n"] for r in rs], [r["toeplitz_ms"] for r in rs], "o-",
+                  label=f"|S|={s}, g={g}, |M|={math.comb(s + g, g)}")
+    ex = {r["n"]: r["exact_ms"] for r in rows
+          if "exact_ms" in r and r["support"] == 1 and r["degree"] == 1}
+    ax.loglog(list(ex), list(ex.values()), "k^--", label="exact (|S|=1)")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("n = m")
+    ax.set_ylabel("ms (median)")
+    ax.set_title("general_attention_grad: toeplitz vs exact")
+    ax.legend(fontsize=7)
+    nmax = max(r["n"] for r in rows)
+    rs = [r for r in rows if r["n"] == nmax]
+    bx.plot([r["terms"] for r in rs], [r["toeplitz_ms"] for r in rs], "o")
+    for r in rs:
+        bx.annotate(f"S={r['support']},g={r['degree']}",
+                    (r["terms"], r["toeplitz_ms"]), fontsize=7)
+    bx.set_xlabel("|M| = C(|S| + g, g)")
+    bx.set_ylabel(f"ms at n = {nmax}")
+    bx.set_title("backward time vs predicted term count")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "general_grad_cpu.png"), dpi=120)
+    print("wrote bench/results/general_grad_cpu.{md,json,png}")
 
 
 def write(out_dir, meta, rows):

@@ -1053,7 +1053,7 @@ struct ConvertRopeAttnToLinalgPass
             << op->getName()
             << "' is not lowered by this pass: run "
                "ropeattn-lower-general-attention first (rope-lower-to-cpu "
-               "does; the gradient has no lowering yet)";
+               "does)";
       else if (!allStatic(op))
         op->emitError("convert-ropeattn-to-linalg: cannot lower '")
             << op->getName()

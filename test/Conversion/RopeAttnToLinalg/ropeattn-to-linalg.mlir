@@ -150,7 +150,7 @@ func.func @dynamic(%q: tensor<2x?x8xf32>) -> tensor<2x?x8xf32> {
 // -----
 
 func.func @general(%q: tensor<2x8x4xf32>, %w: tensor<15x1xf32>) -> tensor<2x8x4xf32> {
-  // expected-error @+1 {{convert-ropeattn-to-linalg: 'ropeattn.general_attention' is not lowered by this pass: run ropeattn-lower-general-attention first (rope-lower-to-cpu does; the gradient has no lowering yet)}}
+  // expected-error @+1 {{convert-ropeattn-to-linalg: 'ropeattn.general_attention' is not lowered by this pass: run ropeattn-lower-general-attention first (rope-lower-to-cpu does)}}
   %o = ropeattn.general_attention %q, %q, %q weights(%w) support [0, 0] : (tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<2x8x4xf32>, tensor<15x1xf32>) -> tensor<2x8x4xf32>
   return %o : tensor<2x8x4xf32>
 }

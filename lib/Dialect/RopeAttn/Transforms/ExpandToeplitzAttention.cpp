@@ -21,6 +21,7 @@
 
 #include "ropeattn/Dialect/RopeAttn/Transforms/Passes.h"
 
+#include "ropeattn/Dialect/RopeAttn/Utils/Correlation.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
@@ -376,63 +377,9 @@ buildBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
                          amap(ctx, 5, {0, 1, 2})},
                         {kPar, kPar, kPar, kRed, kRed}, mulAdd);
 
-  // d-bias: the cross-correlations of the columns of S and X, by FFT.
-  // Pad[h, col, τ] = (src[h, τ, col], 0) for τ < rows, else 0.
-  auto padded = [&](Value src, int64_t rows) {
-    return bb.generic(
-        ValueRange{}, bb.empty({ia(sh.bhq), ia(cols), ia(fftLen), ia(2)}, t),
-        {amap(ctx, 4, {0, 1, 2, 3})}, {kPar, kPar, kPar, kPar},
-        [&](OpBuilder &nb, Location l, ValueRange) {
-          B ib{nb, l};
-          Value h = linalg::IndexOp::create(nb, l, 0);
-          Value col = linalg::IndexOp::create(nb, l, 1);
-          Value tau = linalg::IndexOp::create(nb, l, 2);
-          Value p = linalg::IndexOp::create(nb, l, 3);
-          Value in = arith::AndIOp::create(
-              nb, l,
-              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, tau,
-                                    ib.idx(rows)),
-              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, p,
-                                    ib.idx(0)));
-          Value row = arith::SelectOp::create(nb, l, in, tau, ib.idx(0));
-          Value val =
-              tensor::ExtractOp::create(nb, l, src, ValueRange{h, row, col});
-          linalg::YieldOp::create(
-              nb, l,
-              arith::SelectOp::create(nb, l, in, val, ib.flt(t, 0.0))
-                  .getResult());
-        });
-  };
-  Value fs = padded(sm, sh.n), fx = padded(pr.x, sh.m);
-  fs = FftOp::create(b, loc, fs.getType(), fs, /*inverse=*/false);
-  fx = FftOp::create(b, loc, fx.getType(), fx, /*inverse=*/false);
-  // Spec[h, τ] = Σ_col FS[h, col, τ]·conj(FX[h, col, τ]).
-  auto part = [&](int64_t p) {
-    return AffineMap::get(
-        4, 0, {d0, getAffineDimExpr(3, ctx), d1, getAffineConstantExpr(p, ctx)},
-        ctx);
-  };
-  Value spec = bb.generic(
-      ValueRange{fs, fs, fx, fx},
-      bb.filled({ia(sh.bhq), ia(fftLen), ia(2)}, t, 0.0),
-      {part(0), part(1), part(0), part(1), amap(ctx, 4, {0, 1, 2})},
-      {kPar, kPar, kPar, kRed}, [&](OpBuilder &nb, Location l, ValueRange a) {
-        B ib{nb, l};
-        Value p = linalg::IndexOp::create(nb, l, 2);
-        auto mul = [&](Value x, Value y) {
-          return arith::MulFOp::create(nb, l, x, y).getResult();
-        };
-        Value re =
-            arith::AddFOp::create(nb, l, mul(a[0], a[2]), mul(a[1], a[3]));
-        Value im =
-            arith::SubFOp::create(nb, l, mul(a[1], a[2]), mul(a[0], a[3]));
-        Value isRe = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, p,
-                                           ib.idx(0));
-        Value val = arith::SelectOp::create(nb, l, isRe, re, im);
-        linalg::YieldOp::create(
-            nb, l, arith::AddFOp::create(nb, l, val, a[4]).getResult());
-      });
-  Value corr = FftOp::create(b, loc, spec.getType(), spec, /*inverse=*/true);
+  // d-bias: the cross-correlations of the columns of S and X, by FFT
+  // (Utils/Correlation.h).
+  Value corr = crossCorrelate(bb, sm, pr.x, fftLen);
   // dbh[h, u] = E[h, u]·corr[h, (u − (M − 1)) mod L] on visible offsets.
   Value dbh =
       bb.generic(ValueRange{pr.sym}, bb.empty({ia(sh.bhq), ia(len)}, t),

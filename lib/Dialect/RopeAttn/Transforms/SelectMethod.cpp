@@ -3,9 +3,10 @@
 // Part of the ropeattn project.
 //
 // `ropeattn-select-method`: for every attention / attention_grad /
-// general_attention with `method auto`, estimates the flops of the methods
-// that apply (exact and polynomial without a bias; exact and toeplitz with a
-// bias (forward) and for the general per-offset form;
+// general_attention / general_attention_grad with `method auto`, estimates
+// the flops of the methods that apply (exact and polynomial without a bias;
+// exact and toeplitz with a bias (forward) and for the general per-offset
+// form, forward and gradient;
 // lib/Dialect/RopeAttn/Utils/CostModel.cpp) and writes the cheapest one as
 // its method; explicit methods are honoured.
 //
@@ -126,8 +127,9 @@ struct RopeAttnSelectMethodPass
             .str());
   }
 
-  /// The general per-offset form (forward): exact or toeplitz.
-  void selectGeneral(GeneralAttentionOp op, poly::Family family) {
+  /// The general per-offset form (forward and gradient): exact or toeplitz.
+  template <typename OpTy> void selectGeneral(OpTy op, poly::Family family) {
+    constexpr bool grad = std::is_same_v<OpTy, GeneralAttentionGradOp>;
     if (op.getMethod())
       return;
     auto set = [&](Method m, const Twine &why) {
@@ -142,7 +144,9 @@ struct RopeAttnSelectMethodPass
     int64_t sup = op.getSupportSize();
     if (s.n == 0 || s.m == 0 || s.bhq == 0)
       return set(Method::Exact, "an empty problem");
-    double exact = cost::generalExactFlops(s, sup) / generalExactEfficiency;
+    double exact = (grad ? cost::generalExactGradFlops(s, sup)
+                         : cost::generalExactFlops(s, sup)) /
+                   generalExactEfficiency;
     auto cand = leastCovering(
         family, toeplitzMaxDegree,
         [&](int64_t g) { return poly::featureRank(sup, g); }, maxTerms);
@@ -154,8 +158,13 @@ struct RopeAttnSelectMethodPass
                                int64_t(toeplitzMaxDegree), int64_t(maxTerms),
                                double(assumedBeta), sup)
                      .str());
+    // Weight tables: one shared [L, |S|], or Hq per head [Hq, L, |S|].
+    RankedTensorType wT = op.getWeights().getType();
+    int64_t tables = wT.getRank() == 3 ? wT.getDimSize(0) : 1;
     double toeplitz =
-        cost::generalToeplitzFlops(s, sup, cand->first) / toeplitzEfficiency;
+        (grad ? cost::generalToeplitzGradFlops(s, sup, cand->first, tables)
+              : cost::generalToeplitzFlops(s, sup, cand->first)) /
+        toeplitzEfficiency;
     set(toeplitz < exact ? Method::Toeplitz : Method::Exact,
         llvm::formatv("estimated {0:e2} flops by toeplitz at degree {1} "
                       "(|M| = C({2} + {1}, {1}) = {3}, β̂ ≤ {4}, FFT length "
@@ -236,6 +245,8 @@ struct RopeAttnSelectMethodPass
         select(g, *family);
       else if (auto ga = dyn_cast<GeneralAttentionOp>(op))
         selectGeneral(ga, *family);
+      else if (auto gg = dyn_cast<GeneralAttentionGradOp>(op))
+        selectGeneral(gg, *family);
     });
   }
 };

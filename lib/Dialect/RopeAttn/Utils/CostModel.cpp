@@ -130,3 +130,36 @@ double cost::generalToeplitzFlops(const AttentionShape &s, int64_t support,
   double contract = 3.0 * double(s.bhq) * s.n * terms * w; // coef·u_m·Y_m
   return mono + x + products + contract;
 }
+
+double cost::generalExactGradFlops(const AttentionShape &s, int64_t support) {
+  // Per visible pair: the logit (3|S|), exp and normalization (11), dP and
+  // dv (2Dv each), Δ and dℓ (4), dq̂, dk̂ and dW (4|S| each).
+  return visiblePairs(s) * s.bhq *
+         (15.0 * support + kExpFlops + 5.0 + 4.0 * s.dv);
+}
+
+double cost::generalToeplitzGradFlops(const AttentionShape &s, int64_t support,
+                                      int64_t g, int64_t tables) {
+  double terms = poly::featureRank(support, g); // |M|
+  double w = s.dv + 1;
+  double len = double(s.n + s.m - 1), fft = fftLength(s);
+  double heads = double(s.bhq), qRows = heads * s.n,
+         kRows = double(s.bhk) * s.m;
+  // The forward's products (u_m, v_m, t_m, X, Y, Nm).
+  double forward = generalToeplitzFlops(s, support, g);
+  // D and Gs; du (3 per entry of Y), S (2 per entry).
+  double rows = 2.0 * qRows * s.dv + qRows * w + 5.0 * qRows * terms * w;
+  // Z = Toeplitz(t_m)ᵀ·S_m: as the forward's products.
+  double products = heads * terms * toeplitzProductFlops(fft, w);
+  // dv_m and dv (2 per entry of Z each).
+  double keys = 2.0 * heads * s.m * terms * (w + s.dv);
+  // d-weights correlations: one complex FFT per real column of S_m and X_m,
+  // the spectrum products (8 per point and column), one inverse FFT per
+  // (head, monomial).
+  double corr =
+      heads * terms * (2.0 * w * fftFlops(fft) + 8.0 * w * fft + fftFlops(fft));
+  // The monomial VJPs: per entry, |S| powers of ≤ g factors and 2 more.
+  double vjp = (qRows + kRows + double(tables) * len) * support * terms *
+               (double(support) * g + 2.0);
+  return forward + rows + products + keys + corr + vjp;
+}

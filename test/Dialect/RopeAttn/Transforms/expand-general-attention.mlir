@@ -88,3 +88,70 @@ func.func @not_toeplitz(%q: tensor<1x4x2xf32>, %w: tensor<7x1xf32>) -> tensor<1x
   %o = ropeattn.general_attention %q, %q, %q weights(%w) support [0, 0] : (tensor<1x4x2xf32>, tensor<1x4x2xf32>, tensor<1x4x2xf32>, tensor<7x1xf32>) -> tensor<1x4x2xf32>
   return %o : tensor<1x4x2xf32>
 }
+
+// -----
+
+// general_attention_grad (docs/Spec.md §16.5), the same GQA causal shape and
+// support as @causal_gqa: the same certificate (ω, β̂, g = 2 with |M| = 6),
+// then the forward's products, du_m and S_m, the transposed Toeplitz
+// products Z_m = Toeplitz(t_m)ᵀ·S_m, dv_m / dv summed over the group
+// ([BHk, G, |M|, M, ·]), the d-weights cross-correlations of the columns of
+// S_m and X_m by FFT ([BHq·|M|, W, L', 2], L' = 32), summed over the heads
+// sharing the table, the monomial VJPs and the support scatter.
+// CHECK-LABEL: func @grad_causal_gqa
+// CHECK-DAG: arith.constant dense<{{\[\[}}0, 0], [1, 0], [0, 1], [2, 0], [1, 1], [0, 2]]> : tensor<6x2xi64>
+// CHECK: linalg.generic {{.*}} ins(%arg5 : tensor<31x2xf32>) outs(%{{.*}}, %{{.*}} : tensor<f32>, tensor<f32>)
+// CHECK: scf.index_switch %{{.*}} -> tensor<2x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x3xf32>, tensor<31x2xf32>
+// CHECK: case 0 {
+// CHECK: %[[SYM:.*]] = linalg.generic {{.*}} ins(%arg5, %{{.*}} : tensor<31x2xf32>, tensor<6x2xi64>) outs(%{{.*}} : tensor<2x6x31xf32>)
+// CHECK: ropeattn.toeplitz_matmul %[[SYM]], %{{.*}} causal : (tensor<2x6x31xf32>, tensor<2x6x16x4xf32>) -> tensor<2x6x16x4xf32>
+// CHECK: ropeattn.toeplitz_matmul %[[SYM]], %{{.*}} transposed causal : (tensor<2x6x31xf32>, tensor<2x6x16x4xf32>) -> tensor<2x6x16x4xf32>
+// CHECK: tensor.expand_shape {{.*}} : tensor<2x6x16x4xf32> into tensor<1x2x6x16x4xf32>
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<1x6x16xf32>)
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<1x16x3xf32>)
+// CHECK: ropeattn.fft %{{.*}} : tensor<12x4x32x2xf32>
+// CHECK: ropeattn.fft %{{.*}} : tensor<12x4x32x2xf32>
+// CHECK: ropeattn.fft %{{.*}} inverse : tensor<12x32x2xf32>
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<1x6x31xf32>)
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<1x6x31xf32>, tensor<6x2xi64>) outs(%{{.*}} : tensor<1x31x2xf32>)
+// CHECK: scf.yield {{.*}} : tensor<2x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x3xf32>, tensor<31x2xf32>
+// CHECK: default {
+// CHECK: ropeattn.general_attention_grad %arg0, %arg1, %arg2, %arg3, %arg4 weights(%arg5) support [0, 1, 2, 2] causal method exact
+func.func @grad_causal_gqa(%q: tensor<2x16x4xf32>, %k: tensor<1x16x4xf32>, %v: tensor<1x16x3xf32>, %o: tensor<2x16x3xf32>, %do: tensor<2x16x3xf32>, %w: tensor<31x2xf32>) -> (tensor<2x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x3xf32>, tensor<31x2xf32>) {
+  // expected-remark @+1 {{ropeattn-expand-general-attention: |S| = 2; compiled degrees: g = 2 (|M| = C(|S| + g, g) = 6, beta <= }}
+  %dq, %dk, %dv, %dw = ropeattn.general_attention_grad %q, %k, %v, %o, %do weights(%w) support [0, 1, 2, 2] causal method toeplitz : (tensor<2x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x3xf32>, tensor<2x16x3xf32>, tensor<2x16x3xf32>, tensor<31x2xf32>) -> (tensor<2x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x3xf32>, tensor<31x2xf32>)
+  return %dq, %dk, %dv, %dw : tensor<2x16x4xf32>, tensor<1x16x4xf32>, tensor<1x16x3xf32>, tensor<31x2xf32>
+}
+
+// -----
+
+// Per-head weights: the symbols' gradients are summed over the batch entries
+// of each head ([B, Hq, |M|, L] → [Hq, |M|, L]) before the VJP with W.
+// CHECK-LABEL: func @grad_per_head
+// CHECK: tensor.expand_shape {{.*}} : tensor<6x3x9xf64> into tensor<3x2x3x9xf64>
+// CHECK: linalg.generic {{.*}} outs(%{{.*}} : tensor<2x3x9xf64>)
+// CHECK: linalg.generic {{.*}} ins(%{{.*}}, %{{.*}} : tensor<2x3x9xf64>, tensor<3x1xi64>) outs(%{{.*}} : tensor<2x9x1xf64>)
+func.func @grad_per_head(%q: tensor<3x2x5x2xf64>, %v: tensor<3x2x5x1xf64>, %w: tensor<2x9x1xf64>) -> tensor<2x9x1xf64> {
+  // expected-remark @+1 {{|M| = C(|S| + g, g) = 3}}
+  %dq, %dk, %dv, %dw = ropeattn.general_attention_grad %q, %q, %v, %v, %v weights(%w) support [1, 0] method toeplitz : (tensor<3x2x5x2xf64>, tensor<3x2x5x2xf64>, tensor<3x2x5x1xf64>, tensor<3x2x5x1xf64>, tensor<3x2x5x1xf64>, tensor<2x9x1xf64>) -> (tensor<3x2x5x2xf64>, tensor<3x2x5x2xf64>, tensor<3x2x5x1xf64>, tensor<2x9x1xf64>)
+  return %dw : tensor<2x9x1xf64>
+}
+
+// -----
+
+// Declines keep the exact method with a remark: bf16; and the backward's FFT
+// budget: 64 heads, N = M = 8192 (L' = 16384), Dv = 63 (W = 64), |S| = 1,
+// g = 2 (|M| = 3): the correlations' two padded buffers take
+// 64·3·64·16384·2·2·4 bytes = 3072 MiB > max-fft-mib = 1024 (the forward's
+// 64·3·32·16384·2·4 bytes = 768 MiB would fit).
+// CHECK-LABEL: func @grad_declines
+// CHECK-NOT: scf.index_switch
+// CHECK: ropeattn.general_attention_grad {{.*}} method exact
+// CHECK: ropeattn.general_attention_grad {{.*}} method exact
+func.func @grad_declines(%q: tensor<1x4x2xbf16>, %w: tensor<7x1xbf16>, %q2: tensor<64x8192x2xf32>, %v2: tensor<64x8192x63xf32>, %w2: tensor<16383x1xf32>) -> (tensor<7x1xbf16>, tensor<16383x1xf32>) {
+  // expected-remark @+1 {{ropeattn-expand-general-attention: exact path: only f32 and f64 are supported yet}}
+  %a:4 = ropeattn.general_attention_grad %q, %q, %q, %q, %q weights(%w) support [0, 0] method toeplitz : (tensor<1x4x2xbf16>, tensor<1x4x2xbf16>, tensor<1x4x2xbf16>, tensor<1x4x2xbf16>, tensor<1x4x2xbf16>, tensor<7x1xbf16>) -> (tensor<1x4x2xbf16>, tensor<1x4x2xbf16>, tensor<1x4x2xbf16>, tensor<7x1xbf16>)
+  // expected-remark @+1 {{ropeattn-expand-general-attention: exact path: an FFT buffer of the Toeplitz products needs 3072 MiB at degree 2, over max-fft-mib = 1024}}
+  %b:4 = ropeattn.general_attention_grad %q2, %q2, %v2, %v2, %v2 weights(%w2) support [0, 1] causal method toeplitz : (tensor<64x8192x2xf32>, tensor<64x8192x2xf32>, tensor<64x8192x63xf32>, tensor<64x8192x63xf32>, tensor<64x8192x63xf32>, tensor<16383x1xf32>) -> (tensor<64x8192x2xf32>, tensor<64x8192x2xf32>, tensor<64x8192x63xf32>, tensor<16383x1xf32>)
+  return %a#3, %b#3 : tensor<7x1xbf16>, tensor<16383x1xf32>
+}

@@ -65,3 +65,31 @@ func.func @general(%q: tensor<1x65536x4xf32>, %w: tensor<131071x1xf32>, %q2: ten
   %3 = ropeattn.general_attention %q2, %q2, %q2 weights(%w2) support [0, 0, 1, 1, 2, 2, 3, 3] method toeplitz : (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>) -> tensor<1x64x4xf32>
   return %0, %1, %2, %3 : tensor<1x65536x4xf32>, tensor<1x64x4xf32>, tensor<1x4x6xf32>, tensor<1x64x4xf32>
 }
+
+// -----
+
+// general_attention_grad (docs/Spec.md §16.4, the backward formulas; same
+// degree choice: g = 4). Tb = 1 (shared table), W = 5, Dv = 4.
+// N = M = 65536 causal, |S| = 1, |M| = 5: the forward's 414842855 (above)
+// + 2·Nq·Dv 524288 + Nq·W 327680 + 5·Nq·|M|·W 8192000 + |M|·T(5) 401735680
+// + 2·M·|M|·(W + Dv) 5898240 + |M|·(2W·F + 8W·L' + F) = 5·(10·11141120 +
+// 40·131072 + 11141120) = 638976000 + (65536 + 65536 + 131071)·1·5·(4 + 2)
+// = 7864290; total 1478361033 / 0.18 = 8.21e9. Exact: 2147516416 visible
+// pairs·(15·1 + 15 + 4·4) / 0.01 = 9.88e12 → toeplitz.
+// N = M = 64, |S| = 4, not causal, |M| = 70: 2588880 + 512 + 320 + 112000 +
+// 70·33664 + 2·64·70·9 + 70·(10·4480 + 40·128 + 4480) + 255·4·70·18 =
+// 10232032 / 0.18 = 5.68e7; exact 4096·(60 + 15 + 16) / 0.01 = 3.73e7 →
+// exact.
+// CHECK-LABEL: func @general_grad
+// CHECK: ropeattn.general_attention_grad {{.*}} causal method toeplitz
+// CHECK: ropeattn.general_attention_grad {{.*}} method exact
+// CHECK: ropeattn.general_attention_grad {{.*}} method toeplitz :
+func.func @general_grad(%q: tensor<1x65536x4xf32>, %w: tensor<131071x1xf32>, %q2: tensor<1x64x4xf32>, %w2: tensor<127x4xf32>) -> (tensor<1x65536x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>) {
+  // expected-remark @+1 {{ropeattn-select-method: toeplitz: estimated 8.21e+09 flops by toeplitz at degree 4 (|M| = C(1 + 4, 4) = 5, β̂ ≤ 1.00, FFT length 131072) vs 9.88e+12 exact}}
+  %0:4 = ropeattn.general_attention_grad %q, %q, %q, %q, %q weights(%w) support [0, 1] causal : (tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<131071x1xf32>) -> (tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<1x65536x4xf32>, tensor<131071x1xf32>)
+  // expected-remark @+1 {{ropeattn-select-method: exact: estimated 5.68e+07 flops by toeplitz at degree 4 (|M| = C(4 + 4, 4) = 70, β̂ ≤ 1.00, FFT length 128) vs 3.73e+07 exact}}
+  %1:4 = ropeattn.general_attention_grad %q2, %q2, %q2, %q2, %q2 weights(%w2) support [0, 0, 1, 1, 2, 2, 3, 3] : (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>) -> (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>)
+  // An explicit method is honoured (no remark).
+  %2:4 = ropeattn.general_attention_grad %q2, %q2, %q2, %q2, %q2 weights(%w2) support [0, 0, 1, 1, 2, 2, 3, 3] method toeplitz : (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>) -> (tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>, tensor<127x4xf32>)
+  return %0#0, %1#0, %2#0 : tensor<1x65536x4xf32>, tensor<1x64x4xf32>, tensor<1x64x4xf32>
+}

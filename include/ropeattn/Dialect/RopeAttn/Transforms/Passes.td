@@ -127,7 +127,8 @@ def RopeAttnSelectMethod : Pass<"ropeattn-select-method"> {
       exact path's).
 
     With a bias (forward) the choice is exact or `toeplitz`, and for
-    `ropeattn.general_attention` exact or `toeplitz` (the monomial form with
+    `ropeattn.general_attention` and `ropeattn.general_attention_grad`
+    exact or `toeplitz` (the monomial form with
     |M| = C(|S| + g, g) terms, at most `max-terms`): Toeplitz products cost
     ⌈columns/2⌉·(2·5L·log2 L + 6L) + 5L·log2 L per symbol (L the FFT length),
     divided by `toeplitz-efficiency`; the general form's exact lowering
@@ -293,8 +294,9 @@ def RopeAttnExpandToeplitzAttention : Pass<"ropeattn-expand-toeplitz-attention">
 def RopeAttnExpandGeneralAttention : Pass<"ropeattn-expand-general-attention"> {
   let summary = "general per-offset attention by monomials and FFT Toeplitz products";
   let description = [{
-    Rewrites `ropeattn.general_attention ... method toeplitz` (forward,
-    f32/f64, static shapes) into the monomial form of Alman & Song (FRA
+    Rewrites `ropeattn.general_attention ... method toeplitz` and
+    `ropeattn.general_attention_grad ... method toeplitz` (f32/f64, static
+    shapes) into the monomial form of Alman & Song (FRA
     Def. 1.1; docs/Spec.md §16): with `ℓ_ij = s·Σ_t q̂_it W_t(i−j) k̂_jt`
     (q̂ = q[.., a_t], k̂ = k[.., b_t]) and p(x) = Σ_k c_k x^k,
 
@@ -315,6 +317,13 @@ def RopeAttnExpandGeneralAttention : Pass<"ropeattn-expand-general-attention"> {
     by `max-degree`, `max-terms` (|𝓜|) and `max-fft-mib`; an op that admits
     none keeps `method exact` with a remark. Every rewrite reports |𝓜| per
     compiled degree in a remark.
+
+    The gradient (same certificate, candidates and fallback) is the exact
+    gradient of that forward: transposed Toeplitz products
+    `Z_m = Toeplitz(t_m)ᵀ·S_m` for dk and dv, FFT cross-correlations of the
+    columns of `S_m` and `X_m` for the symbols' gradients (then d-weights),
+    and the monomial vector-Jacobian products for dq, dk, dW
+    (docs/Spec.md §16.5).
 
     ```mlir
     %o = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 0, 1, 1]
@@ -348,15 +357,20 @@ def RopeAttnExpandGeneralAttention : Pass<"ropeattn-expand-general-attention"> {
 }
 
 def RopeAttnLowerGeneralAttention : Pass<"ropeattn-lower-general-attention"> {
-  let summary = "exact lowering of ropeattn.general_attention to linalg";
+  let summary = "exact lowering of ropeattn.general_attention(_grad) to linalg";
   let description = [{
-    Lowers every `ropeattn.general_attention` (static shapes; any method: a
+    Lowers every `ropeattn.general_attention` and
+    `ropeattn.general_attention_grad` (static shapes; any method: a
     remaining `toeplitz` hint is honoured by running
     `ropeattn-expand-general-attention` first) to linalg on tensors by the
     formula of docs/Spec.md §8: the support gather q̂, k̂, the logits
     `s·Σ_t q̂_it W_t(i−j) k̂_jt` materialized per head (O(N·M) memory), the
     masked, max-shifted softmax and the value product, in the accumulation
-    type (f64 for f64, f32 otherwise). Empty rows give 0 / −∞.
+    type (f64 for f64, f32 otherwise). Empty rows give 0 / −∞. The gradient
+    (docs/Spec.md §9, §16.1) uses the same logits, the probabilities from the
+    `logsumexp` operand when given (else recomputed), `dℓ = P ∘ (dP − Δ)`,
+    and scatters the support columns of dq̂, dk̂ back to the feature dims; dW
+    is binned by offset and summed over the heads sharing a table.
 
     ```mlir
     %o = ropeattn.general_attention %q, %k, %v weights(%w) support [0, 1] : ...

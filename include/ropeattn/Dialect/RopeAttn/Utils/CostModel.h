@@ -78,6 +78,13 @@ double generalExactFlops(const AttentionShape &s, int64_t support);
 double generalToeplitzFlops(const AttentionShape &s, int64_t support,
                             int64_t g);
 
+/// The same for general_attention_grad (docs/Spec.md §16.5): the exact
+/// lowering's gradient, and the Toeplitz backward at degree g with `tables`
+/// weight tables (1 shared, Hq per head).
+double generalExactGradFlops(const AttentionShape &s, int64_t support);
+double generalToeplitzGradFlops(const AttentionShape &s, int64_t support,
+                                int64_t g, int64_t tables);
+
 } // namespace cost
 } // namespace ropeattn
 } // namespace mlir

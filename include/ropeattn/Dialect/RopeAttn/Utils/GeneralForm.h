@@ -31,12 +31,13 @@ struct Shape {
   SmallVector<int64_t> as, bs; // support pairs (a_t, b_t)
 };
 
-/// The shape of `op`, or nullopt when an operand has a dynamic shape.
-inline std::optional<Shape> getShape(GeneralAttentionOp op) {
+/// The shape of `op` (general_attention or general_attention_grad), or
+/// nullopt when an operand has a dynamic shape.
+template <typename OpTy> inline std::optional<Shape> getShape(OpTy op) {
   RankedTensorType qT = op.getQuery().getType(), kT = op.getKey().getType(),
                    vT = op.getValue().getType(), wT = op.getWeights().getType();
-  for (RankedTensorType ty : {qT, kT, vT, wT})
-    if (!ty.hasStaticShape())
+  for (Value operand : op->getOperands())
+    if (!cast<RankedTensorType>(operand.getType()).hasStaticShape())
       return std::nullopt;
   Shape sh;
   int64_t rank = qT.getRank();
@@ -108,6 +109,60 @@ inline Value gatherColumns(TensorBuilder &bb, Value x, ArrayRef<int64_t> cols) {
             nb, l,
             tensor::ExtractOp::create(nb, l, x, ValueRange{p, r, c})
                 .getResult());
+      });
+}
+
+/// x : [A·B, rest..] → [A, B, rest..] (expand_shape of the leading dim), so
+/// that a reduction over B has a loop dim of its own.
+inline Value splitLeading(TensorBuilder &bb, Value x, int64_t a, int64_t b) {
+  auto xT = cast<RankedTensorType>(x.getType());
+  SmallVector<int64_t> shape = {a, b};
+  llvm::append_range(shape, xT.getShape().drop_front());
+  SmallVector<ReassociationIndices> re = {{0, 1}};
+  for (int64_t i = 1; i < xT.getRank(); ++i)
+    re.push_back({i + 1});
+  return tensor::ExpandShapeOp::create(
+      bb.b, bb.loc, RankedTensorType::get(shape, xT.getElementType()), x, re);
+}
+
+/// The transpose of gatherColumns, summed over groups of `group` consecutive
+/// rows of src: for src : [P·G, R, |S|],
+///   out[r, x, a] = Σ_{g < G} Σ_{t : cols[t] = a} src[r·G + g, x, t]
+/// (out : [P, R, D], src's element type; P = heads). With G = 1 it scatters
+/// dq̂ to dq; with G the GQA group it also sums the query heads of a kv head.
+inline Value scatterColumns(TensorBuilder &bb, Value src,
+                            ArrayRef<int64_t> cols, int64_t d, int64_t heads,
+                            int64_t group) {
+  OpBuilder &b = bb.b;
+  MLIRContext *ctx = b.getContext();
+  auto srcT = cast<RankedTensorType>(src.getType());
+  Type t = srcT.getElementType();
+  int64_t s = cols.size();
+  Value src4 = splitLeading(bb, src, heads, group);
+  auto tableT = RankedTensorType::get({s}, b.getI64Type());
+  Value table = arith::ConstantOp::create(b, bb.loc, tableT,
+                                          DenseElementsAttr::get(tableT, cols));
+  using utils::IteratorType;
+  return bb.generic(
+      ValueRange{src4, table},
+      bb.filled({b.getIndexAttr(heads), b.getIndexAttr(srcT.getDimSize(1)),
+                 b.getIndexAttr(d)},
+                t, 0.0),
+      {TensorBuilder::dimMap(ctx, 5, {0, 3, 1, 4}),
+       TensorBuilder::dimMap(ctx, 5, {4}),
+       TensorBuilder::dimMap(ctx, 5, {0, 1, 2})},
+      {IteratorType::parallel, IteratorType::parallel, IteratorType::parallel,
+       IteratorType::reduction, IteratorType::reduction},
+      [&](OpBuilder &nb, Location l, ValueRange a) {
+        Value col = linalg::IndexOp::create(nb, l, 2);
+        Value c = arith::IndexCastOp::create(nb, l, nb.getIndexType(), a[1]);
+        Value hit =
+            arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, c, col);
+        Value zero =
+            arith::ConstantOp::create(nb, l, t, nb.getFloatAttr(t, 0.0));
+        Value x = arith::SelectOp::create(nb, l, hit, a[0], zero);
+        linalg::YieldOp::create(
+            nb, l, arith::AddFOp::create(nb, l, a[2], x).getResult());
       });
 }
 
