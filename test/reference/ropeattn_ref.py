@@ -361,9 +361,11 @@ def attention(q, k, v, bias=None, scale=None, causal=False, rope=None):
     return o.reshape(b + (hq, n, dv)), lse.reshape(b + (hq, n))
 
 
-def _softmax_backward(p, ve, do):
-    """dV (expanded over query heads) and dlogits from P, V and dO."""
-    o = np.einsum("bhij,bhjc->bhic", p, ve)
+def _softmax_backward(p, ve, do, o=None):
+    """dV (expanded over query heads) and dlogits from P, V and dO (Delta from
+    the given o, else from O = P V)."""
+    if o is None:
+        o = np.einsum("bhij,bhjc->bhic", p, ve)
     dv_e = np.einsum("bhij,bhic->bhjc", p, do)            # P^T dO
     dp = np.einsum("bhic,bhjc->bhij", do, ve)             # dO V^T
     delta = np.sum(do * o, axis=-1)                       # Delta_i
@@ -372,16 +374,21 @@ def _softmax_backward(p, ve, do):
 
 
 def attention_grad(q, k, v, do, bias=None, scale=None, causal=False,
-                   rope=None):
+                   rope=None, o=None):
     """ropeattn.attention_grad: gradients of F = sum(do * attention(...)[0]).
 
-    Returns (dq, dk, dv, dbias); dbias is None without a bias."""
+    Returns (dq, dk, dv, dbias); dbias is None without a bias. With `o` (the
+    op's output operand, e.g. the forward's result rounded to E), Delta_i =
+    <dO_i, o_i> is formed from it, as Spec.md 7 allows an implementation to do;
+    by default from the exact O."""
     logits, qr, ke, ve, s, dims, rp, _ = _attention_logits(
         q, k, v, bias, scale, causal, rope)
     bf, hq, n, m, g = dims["bf"], dims["hq"], dims["n"], dims["m"], dims["g"]
     do = np.asarray(do, dtype=np.float64).reshape(bf, hq, n, dims["dv"])
     p, _ = _softmax(logits)
-    dv_e, dl = _softmax_backward(p, ve, do)
+    if o is not None:
+        o = np.asarray(o, dtype=np.float64).reshape(bf, hq, n, dims["dv"])
+    dv_e, dl = _softmax_backward(p, ve, do, o)
     dq = s * np.einsum("bhij,bhjd->bhid", dl, ke)         # dq~ = s dl K~
     dk = _reduce_kv(s * np.einsum("bhij,bhid->bhjd", dl, qr), g)
     dv = _reduce_kv(dv_e, g)
