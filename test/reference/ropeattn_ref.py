@@ -18,11 +18,15 @@ Public functions:
   rotary, attention, attention_grad, general_attention, general_attention_grad
 """
 
+import math
+
 import numpy as np
 
 __all__ = [
     "rotary",
     "rope_matrix",
+    "xpos_zeta",
+    "xpos_general_weights",
     "attention",
     "attention_grad",
     "general_attention",
@@ -32,7 +36,8 @@ __all__ = [
 ]
 
 _ROPE_DEFAULTS = {"base": 10000.0, "layout": "half", "rotary_dim": None,
-                  "position_offset": 0}
+                  "position_offset": 0, "xpos_scale_base": None,
+                  "xpos_gamma": None}
 
 
 # ----------------------------------------------------------------------------
@@ -82,10 +87,29 @@ def _rotate(x, positions, base, layout, rotary_dim, inverse):
     return y
 
 
+def xpos_zeta(r, gamma):
+    """zeta_a = (2a/r + gamma) / (1 + gamma), a < r/2 (Spec.md 3.1)."""
+    g = 0.4 if gamma is None else float(gamma)
+    return (2.0 * np.arange(r // 2, dtype=np.float64) / r + g) / (1.0 + g)
+
+
+def _xpos_factors(positions, r, scale_base, gamma, sign):
+    """f[n, a] = zeta_a^(sign * p_n / B), in float64."""
+    zeta = xpos_zeta(r, gamma)
+    p = np.asarray(positions, dtype=np.int64).astype(np.float64)
+    return zeta[None, :] ** (sign * p[:, None] / float(scale_base))
+
+
 def rotary(x, base=10000.0, layout="half", rotary_dim=None, position_offset=0,
-           positions=None, inverse=False):
+           positions=None, inverse=False, transpose=False, side=None,
+           xpos_scale_base=None, xpos_gamma=None):
     """ropeattn.rotary: x [..., N, D]; row n is at position
-    position_offset + (positions[n] if positions is given else n)."""
+    position_offset + (positions[n] if positions is given else n).
+
+    With xPos (xpos_scale_base = B), the map of a row at position p is
+    A(p) = Z(p) R(p), Z(p) scaling pair a by zeta_a^(+p/B) (side "query") or
+    zeta_a^(-p/B) (side "key"); inverse applies A(p)^-1 = Z(p)^-1 R(-p),
+    transpose A(p)^T = Z(p) R(-p) (Spec.md 3.1, 5)."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim < 2:
         raise ValueError("rotary expects rank >= 2 ([..., N, D])")
@@ -97,7 +121,37 @@ def rotary(x, base=10000.0, layout="half", rotary_dim=None, position_offset=0,
         if pos.shape != (n,):
             raise ValueError(f"positions must have shape ({n},), got {pos.shape}")
     pos = pos + int(position_offset)
-    return _rotate(x, pos, base, layout, rotary_dim, inverse)
+    if inverse and transpose:
+        raise ValueError("at most one of inverse and transpose")
+    if xpos_scale_base is None:
+        if side is not None or xpos_gamma is not None:
+            raise ValueError("side / xpos_gamma need xpos_scale_base")
+        return _rotate(x, pos, base, layout, rotary_dim, inverse or transpose)
+    if side not in ("query", "key"):
+        raise ValueError("xPos needs side 'query' or 'key'")
+    sign = 1.0 if side == "query" else -1.0
+    y = _rotate(x, pos, base, layout, rotary_dim, inverse or transpose)
+    if inverse:
+        sign = -sign
+    return _xpos_scale(y, pos, layout, rotary_dim, xpos_scale_base, xpos_gamma,
+                       sign)
+
+
+def _xpos_scale(y, positions, layout, rotary_dim, scale_base, gamma, sign):
+    """Multiplies both dims of pair a of row n of y [..., N, D] by
+    zeta_a^(sign * p_n / B); the pass-through dims are left alone.
+    (Z(p) commutes with R(p): it is a scalar on each rotated plane.)"""
+    y = np.asarray(y, dtype=np.float64)
+    d = y.shape[-1]
+    r = _check_rotary_dim(rotary_dim, d)
+    if r == 0 or scale_base is None:
+        return y
+    u, w = _pairs(r, layout)
+    f = _xpos_factors(positions, r, scale_base, gamma, sign)   # [N, r/2]
+    y = y.copy()
+    y[..., u] = y[..., u] * f
+    y[..., w] = y[..., w] * f
+    return y
 
 
 def rope_matrix(phi_scale, d, base=10000.0, layout="half", rotary_dim=None):
@@ -116,6 +170,41 @@ def rope_matrix(phi_scale, d, base=10000.0, layout="half", rotary_dim=None):
     R[w, u] = s
     R[w, w] = c
     return R
+
+
+def xpos_general_weights(n, m, d, base=10000.0, layout="half",
+                         rotary_dim=None, xpos_scale_base=512.0,
+                         xpos_gamma=None):
+    """The general form (Spec.md 8) of attention with an xPos rope: support
+    and table W [N + M - 1, |S|] with, for p = delta + M - N and pair a,
+    (W_delta)_{u u} = (W_delta)_{w w} = rho cos(p theta_a),
+    (W_delta)_{u w} = +rho sin(p theta_a), (W_delta)_{w u} = -rho sin(...),
+    rho = zeta_a^(p/B), and 1 on the diagonal of the pass-through dims.
+    Written from the formula zeta^(p_q/B) zeta^(-p_k/B) R(p_q)^T R(p_k) =
+    zeta^(p/B) R(-p), entry by entry (independently of _rotate)."""
+    r = _check_rotary_dim(rotary_dim, d)
+    u, w = _pairs(r, layout)
+    support = [(c, c) for c in range(d)]
+    for a in range(r // 2):
+        support += [(int(u[a]), int(w[a])), (int(w[a]), int(u[a]))]
+    L = _table_len(n, m)
+    W = np.zeros((L, len(support)))
+    theta = float(base) ** (-2.0 * np.arange(r // 2, dtype=np.float64) / r)
+    zeta = xpos_zeta(r, xpos_gamma)
+    col = {pair: t for t, pair in enumerate(support)}
+    for idx in range(L):
+        p = float(idx - (n - 1))             # delta + M - N
+        for c in range(r, d):
+            W[idx, col[(c, c)]] = 1.0
+        for a in range(r // 2):
+            rho = zeta[a] ** (p / float(xpos_scale_base))
+            phi = p * theta[a]
+            W[idx, col[(int(u[a]), int(u[a]))]] = rho * math.cos(phi)
+            W[idx, col[(int(w[a]), int(w[a]))]] = rho * math.cos(phi)
+            W[idx, col[(int(u[a]), int(w[a]))]] = rho * math.sin(phi)
+            W[idx, col[(int(w[a]), int(u[a]))]] = -rho * math.sin(phi)
+    flat = [x for pair in support for x in pair]
+    return W, flat
 
 
 def _rope_params(rope):
@@ -241,6 +330,12 @@ def _attention_logits(q, k, v, bias, scale, causal, rope):
         pq, pk = _rope_positions(n, m, int(rp["position_offset"]))
         qf = _rotate(qf, pq, rp["base"], rp["layout"], rp["rotary_dim"], False)
         kf = _rotate(kf, pk, rp["base"], rp["layout"], rp["rotary_dim"], False)
+        # xPos (Spec.md 3.1): queries times zeta^(+p/B), keys zeta^(-p/B), at
+        # the true (uncentred) positions: float64 has the range here.
+        qf = _xpos_scale(qf, pq, rp["layout"], rp["rotary_dim"],
+                         rp["xpos_scale_base"], rp["xpos_gamma"], 1.0)
+        kf = _xpos_scale(kf, pk, rp["layout"], rp["rotary_dim"],
+                         rp["xpos_scale_base"], rp["xpos_gamma"], -1.0)
     ke, ve = _expand_kv(kf, g), _expand_kv(vf, g)
     logits = s * np.einsum("bhid,bhjd->bhij", qf, ke)
     beta = None
@@ -266,9 +361,11 @@ def attention(q, k, v, bias=None, scale=None, causal=False, rope=None):
     return o.reshape(b + (hq, n, dv)), lse.reshape(b + (hq, n))
 
 
-def _softmax_backward(p, ve, do):
-    """dV (expanded over query heads) and dlogits from P, V and dO."""
-    o = np.einsum("bhij,bhjc->bhic", p, ve)
+def _softmax_backward(p, ve, do, o=None):
+    """dV (expanded over query heads) and dlogits from P, V and dO (Delta from
+    the given o, else from O = P V)."""
+    if o is None:
+        o = np.einsum("bhij,bhjc->bhic", p, ve)
     dv_e = np.einsum("bhij,bhic->bhjc", p, do)            # P^T dO
     dp = np.einsum("bhic,bhjc->bhij", do, ve)             # dO V^T
     delta = np.sum(do * o, axis=-1)                       # Delta_i
@@ -277,21 +374,30 @@ def _softmax_backward(p, ve, do):
 
 
 def attention_grad(q, k, v, do, bias=None, scale=None, causal=False,
-                   rope=None):
+                   rope=None, o=None):
     """ropeattn.attention_grad: gradients of F = sum(do * attention(...)[0]).
 
-    Returns (dq, dk, dv, dbias); dbias is None without a bias."""
+    Returns (dq, dk, dv, dbias); dbias is None without a bias. With `o` (the
+    op's output operand, e.g. the forward's result rounded to E), Delta_i =
+    <dO_i, o_i> is formed from it, as Spec.md 7 allows an implementation to do;
+    by default from the exact O."""
     logits, qr, ke, ve, s, dims, rp, _ = _attention_logits(
         q, k, v, bias, scale, causal, rope)
     bf, hq, n, m, g = dims["bf"], dims["hq"], dims["n"], dims["m"], dims["g"]
     do = np.asarray(do, dtype=np.float64).reshape(bf, hq, n, dims["dv"])
     p, _ = _softmax(logits)
-    dv_e, dl = _softmax_backward(p, ve, do)
+    if o is not None:
+        o = np.asarray(o, dtype=np.float64).reshape(bf, hq, n, dims["dv"])
+    dv_e, dl = _softmax_backward(p, ve, do, o)
     dq = s * np.einsum("bhij,bhjd->bhid", dl, ke)         # dq~ = s dl K~
     dk = _reduce_kv(s * np.einsum("bhij,bhid->bhjd", dl, qr), g)
     dv = _reduce_kv(dv_e, g)
-    if rp is not None:                                    # R^T: inverse rope
+    if rp is not None:                    # (Z R)^T = R^T Z: transposed maps
         pq, pk = _rope_positions(n, m, int(rp["position_offset"]))
+        dq = _xpos_scale(dq, pq, rp["layout"], rp["rotary_dim"],
+                         rp["xpos_scale_base"], rp["xpos_gamma"], 1.0)
+        dk = _xpos_scale(dk, pk, rp["layout"], rp["rotary_dim"],
+                         rp["xpos_scale_base"], rp["xpos_gamma"], -1.0)
         dq = _rotate(dq, pq, rp["base"], rp["layout"], rp["rotary_dim"], True)
         dk = _rotate(dk, pk, rp["base"], rp["layout"], rp["rotary_dim"], True)
     dbias = None

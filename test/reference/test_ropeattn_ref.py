@@ -554,3 +554,102 @@ def test_toeplitz_matmul_hand_values():
     y = np.arange(4.0).reshape(2, 2)
     assert_close(ref.toeplitz_matmul(s, y, 2, 3, transposed=True, causal=True),
                  tc.T @ y, 0)
+
+
+# ----------------------------------------------------------------------------
+# xPos scaling (Spec.md 3.1)
+# ----------------------------------------------------------------------------
+
+XPOS_ROPES = [
+    {"xpos_scale_base": 8.0},
+    {"xpos_scale_base": 5.0, "xpos_gamma": 0.7, "layout": "interleaved",
+     "base": 30.0, "position_offset": 11},
+    {"xpos_scale_base": 3.0, "rotary_dim": 4, "base": 20.0},
+    {"xpos_scale_base": 6.0, "rotary_dim": 2, "layout": "interleaved",
+     "position_offset": -4},
+]
+
+
+def test_xpos_zeta_and_hand_values():
+    # zeta_a = (2a/r + gamma)/(1 + gamma): r = 4, gamma = 0.4 -> 0.4/1.4, 0.9/1.4
+    assert_close(ref.xpos_zeta(4, None), np.array([0.4 / 1.4, 0.9 / 1.4]), 0)
+    # One pair (r = D = 2), query side at position p = B: x scaled by zeta_0
+    # after the rotation by p*theta_0 = p (theta_0 = 1).
+    B = 3.0
+    x = np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 0.0], [1.0, 2.0]])
+    yq = ref.rotary(x, xpos_scale_base=B, side="query")
+    yk = ref.rotary(x, xpos_scale_base=B, side="key")
+    c, s = math.cos(3.0), math.sin(3.0)
+    z = 0.4 / 1.4
+    assert_close(yq[3], z * np.array([c - 2 * s, s + 2 * c]), 1e-15)
+    assert_close(yk[3], np.array([c - 2 * s, s + 2 * c]) / z, 1e-15)
+
+
+@pytest.mark.parametrize("rope", XPOS_ROPES)
+def test_xpos_rotary_inverse_and_transpose(rope):
+    r = rng(60)
+    x, y = r.standard_normal((2, 7, 6)), r.standard_normal((2, 7, 6))
+    for side in ("query", "key"):
+        kw = dict(rope, side=side)
+        a = ref.rotary(x, **kw)
+        assert_close(ref.rotary(a, inverse=True, **kw), x, 1e-13)
+        # <A x, y> = <x, A^T y>, row by row
+        lhs = np.sum(a * y, axis=-1)
+        rhs = np.sum(x * ref.rotary(y, transpose=True, **kw), axis=-1)
+        assert_close(lhs, rhs, 1e-13)
+        # transpose != inverse once something is scaled
+        assert np.max(np.abs(ref.rotary(y, transpose=True, **kw) -
+                             ref.rotary(y, inverse=True, **kw))) > 1e-3
+
+
+@pytest.mark.parametrize("n,m", [(3, 5), (5, 3), (4, 4)])
+@pytest.mark.parametrize("rope", XPOS_ROPES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_xpos_attention_equals_general_form(n, m, rope, causal):
+    # Fused xPos (side factors at true positions) vs. the per-offset table
+    # zeta^(p/B) R(-p), built entry by entry: checks the sign/side derivation.
+    r = rng(61)
+    d, dv = 6, 3
+    q, k, v, do, _ = make_problem(r, (2,), 4, 2, n, m, d, dv)
+    kw = {x: rope[x] for x in ("base", "layout", "rotary_dim", "xpos_gamma")
+          if x in rope}
+    w, support = ref.xpos_general_weights(
+        n, m, d, xpos_scale_base=rope["xpos_scale_base"], **kw)
+    o1, l1 = ref.attention(q, k, v, causal=causal, rope=rope)
+    o2, l2 = ref.general_attention(q, k, v, w, support, causal=causal)
+    assert_close(o2, o1, 1e-12)
+    assert_close(l2, l1, 1e-12)
+    g1 = ref.attention_grad(q, k, v, do, causal=causal, rope=rope)
+    g2 = ref.general_attention_grad(q, k, v, do, w, support, causal=causal)
+    for a, b in zip(g2[:3], g1[:3]):
+        assert_close(a, b, 1e-12)
+    # Swapping the sides (keys zeta^(+p/B)) is a different operator.
+    wrong = dict(rope, xpos_gamma=kw.get("xpos_gamma", 0.4),
+                 xpos_scale_base=-rope["xpos_scale_base"])
+    o3, _ = ref.attention(q, k, v, causal=causal, rope=wrong)
+    assert np.max(np.abs(o3 - o1)) > 1e-6
+
+
+@pytest.mark.parametrize("rope", XPOS_ROPES)
+def test_xpos_position_offset_does_not_change_logits(rope):
+    r = rng(62)
+    q, k, v, _, _ = make_problem(r, (), 2, 1, 5, 7, 6, 3)
+    o1, l1 = ref.attention(q, k, v, rope=rope)
+    o2, l2 = ref.attention(q, k, v, rope=dict(rope, position_offset=1000))
+    assert_close(o2, o1, 1e-12)
+    assert_close(l2, l1, 1e-12)
+
+
+@pytest.mark.parametrize("rope", XPOS_ROPES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_xpos_attention_grad_finite_differences(rope, causal):
+    q, k, v, do, _ = make_problem(rng(63), (), 4, 2, 5, 6, 6, 3)
+    grads = ref.attention_grad(q, k, v, do, causal=causal, rope=rope)
+
+    def f(q_, k_, v_):
+        o, _ = ref.attention(q_, k_, v_, causal=causal, rope=rope)
+        return float(np.sum(do * o))
+
+    fd = finite_difference(f, [q, k, v])
+    for g, gfd in zip(grads, fd):
+        assert_close(g, gfd, 1e-7)

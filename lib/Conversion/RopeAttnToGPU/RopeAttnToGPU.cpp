@@ -282,6 +282,13 @@ LogicalResult Lowering::checkFunction(func::FuncOp func) {
       return op.emitError("convert-ropeattn-to-gpu: attention_grad with a "
                           "relative-position bias is not supported on CUDA "
                           "yet");
+    RopeAttr rope = isa<AttentionOp>(op)
+                        ? cast<AttentionOp>(op).getRopeAttr()
+                        : cast<AttentionGradOp>(op).getRopeAttr();
+    if (rope && rope.hasXpos())
+      return op.emitError("convert-ropeattn-to-gpu: rope with xPos scaling "
+                          "(xpos_scale_base) is not supported on CUDA yet; "
+                          "use rope-lower-to-cpu");
     // Results other than the output and the logsumexp (e.g. an error
     // certificate) have no CUDA lowering.
     if (auto attn = dyn_cast<AttentionOp>(op))

@@ -87,10 +87,18 @@ Value convert(KB &kb, Value t, Type elementType,
 // Rotary embedding
 //===----------------------------------------------------------------------===//
 
+/// How buildRotation applies the map A(p) = D(p)·R(p) of one row (D the xPos
+/// factors ζ_a^(±p/B), the identity without xPos).
+enum class RotationMode { Forward, Inverse, Transpose };
+
 /// Rotates x : [P, N, D] (element type T) by RoPE at positions
-/// `offset + (positions[n] or n)`; `inverse` negates the angles.
+/// `offset + (positions[n] or n)`: A(p)·x, A(p)⁻¹·x or A(p)ᵀ·x by `mode`
+/// (the last two are R(−p)·x without xPos). `side` picks the sign of the
+/// xPos exponent (+ for queries, − for keys); it is ignored without xPos.
 Value buildRotation(KB &kb, Value x, RopeAttr rope, Value positions,
-                    int64_t offset, bool inverse) {
+                    int64_t offset, RotationMode mode,
+                    RopeSide side = RopeSide::Query) {
+  bool inverse = mode != RotationMode::Forward;
   MLIRContext *ctx = kb.b.getContext();
   auto type = cast<RankedTensorType>(x.getType());
   Type t = type.getElementType();
@@ -147,6 +155,31 @@ Value buildRotation(KB &kb, Value x, RopeAttr rope, Value positions,
           angle = arith::NegFOp::create(b, loc, angle);
         Value c = math::CosOp::create(b, loc, angle);
         Value s = math::SinOp::create(b, loc, angle);
+        if (rope.hasXpos()) {
+          // xPos factor exp(σ·p·ln(ζ_a)/B), ζ_a = (2a/r + γ)/(1 + γ), σ = +1
+          // for queries, −1 for keys, negated again by the inverse. Folded
+          // into the cos/sin tables (all in f64 until the final rounding).
+          double gamma = rope.getXposGammaValue();
+          double sign = side == RopeSide::Query ? 1.0 : -1.0;
+          if (mode == RotationMode::Inverse)
+            sign = -sign;
+          auto cst = [&](double v) {
+            return arith::ConstantOp::create(b, loc, f64, b.getF64FloatAttr(v));
+          };
+          Value zeta = arith::MulFOp::create(
+              b, loc,
+              arith::AddFOp::create(
+                  b, loc, arith::MulFOp::create(b, loc, aF, cst(2.0 / r)),
+                  cst(gamma)),
+              cst(1.0 / (1.0 + gamma)));
+          Value rate =
+              arith::MulFOp::create(b, loc, math::LogOp::create(b, loc, zeta),
+                                    cst(sign / rope.getXposScaleBaseValue()));
+          Value factor = math::ExpOp::create(
+              b, loc, arith::MulFOp::create(b, loc, posF, rate));
+          c = arith::MulFOp::create(b, loc, c, factor);
+          s = arith::MulFOp::create(b, loc, s, factor);
+        }
         if (t != f64) {
           c = arith::TruncFOp::create(b, loc, t, c);
           s = arith::TruncFOp::create(b, loc, t, s);
@@ -777,8 +810,12 @@ struct LowerRotary : OpRewritePattern<RotaryOp> {
       x = kb.collapseLeading(x, 2);
     }
     x = convert(kb, x, t);
+    RotationMode mode = op.getInverse()     ? RotationMode::Inverse
+                        : op.getTranspose() ? RotationMode::Transpose
+                                            : RotationMode::Forward;
     Value y = buildRotation(kb, x, op.getRopeOrDefault(), op.getPositions(),
-                            /*offset=*/0, op.getInverse());
+                            /*offset=*/0, mode,
+                            op.getSide().value_or(RopeSide::Query));
     y = convert(kb, y, e);
     if (type.getRank() == 2)
       y = tensor::CollapseShapeOp::create(
@@ -867,8 +904,11 @@ FailureOr<Prepared> prepare(OpTy op, PatternRewriter &rewriter, int64_t blockQ,
   Value q = convert(kb, kb.collapseLeading(op.getQuery(), 2), pb.t);
   Value k = convert(kb, kb.collapseLeading(op.getKey(), 2), pb.t);
   if (RopeAttr rope = op.getRopeAttr()) {
-    q = buildRotation(kb, q, rope, Value(), pb.shift(), /*inverse=*/false);
-    k = buildRotation(kb, k, rope, Value(), 0, /*inverse=*/false);
+    auto [qRope, kRope] = getAttentionSideRopes(rope, pb.n, pb.m);
+    q = buildRotation(kb, q, qRope, Value(), 0, RotationMode::Forward,
+                      RopeSide::Query);
+    k = buildRotation(kb, k, kRope, Value(), 0, RotationMode::Forward,
+                      RopeSide::Key);
   }
   pr.qs = convert(kb, q, pb.t, pr.scale);
   pr.k = k;
@@ -972,8 +1012,12 @@ struct LowerAttentionGrad : OpRewritePattern<AttentionGradOp> {
         buildBackward(kb, pb, pr->scale, pr->qs, pr->k, pr->v, dO, lse, delta);
     Value dq = g.dq, dk = g.dk;
     if (RopeAttr rope = op.getRopeAttr()) {
-      dq = buildRotation(kb, dq, rope, Value(), pb.shift(), /*inverse=*/true);
-      dk = buildRotation(kb, dk, rope, Value(), 0, /*inverse=*/true);
+      // q~ = A q ⇒ dq = Aᵀ dq~ (= R(−p) dq~ without xPos).
+      auto [qRope, kRope] = getAttentionSideRopes(rope, pb.n, pb.m);
+      dq = buildRotation(kb, dq, qRope, Value(), 0, RotationMode::Transpose,
+                         RopeSide::Query);
+      dk = buildRotation(kb, dk, kRope, Value(), 0, RotationMode::Transpose,
+                         RopeSide::Key);
     }
     auto finish = [&](Value x, Value like) {
       auto type = cast<RankedTensorType>(like.getType());

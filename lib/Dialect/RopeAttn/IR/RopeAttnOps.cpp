@@ -12,6 +12,7 @@
 #include "mlir/IR/Matchers.h"
 #include "mlir/IR/PatternMatch.h"
 #include "llvm/ADT/DenseSet.h"
+#include "llvm/Support/FormatVariadic.h"
 
 #include <cmath>
 #include <limits>
@@ -163,6 +164,31 @@ LogicalResult verifyRopeFor(Operation *op, RopeAttr rope, int64_t headDim) {
   if (*rope.getRotaryDim() > headDim)
     return op->emitOpError("expected rope rotary_dim <= head dimension ")
            << headDim << ", found " << *rope.getRotaryDim();
+  return success();
+}
+
+/// The xPos factors exp(±p·ln(ζ_a)/B) of rows at positions P + [lo, hi] (one
+/// range per side, each with its own rope) must stay within the range of the
+/// accumulation type (docs/Spec.md §3.1).
+LogicalResult verifyXposRange(Operation *op, RopeAttr rope, int64_t headDim,
+                              ArrayRef<std::pair<int64_t, int64_t>> ranges,
+                              Type acc, ArrayRef<RopeAttr> sideRopes = {}) {
+  if (!rope || !rope.hasXpos() || ShapedType::isDynamic(headDim) ||
+      rope.getRotaryDimOr(headDim) > headDim)
+    return success();
+  double bound = 0;
+  for (auto [i, range] : llvm::enumerate(ranges))
+    bound = std::max(
+        bound, getXposExponentBound(sideRopes.empty() ? rope : sideRopes[i],
+                                    headDim, range.first, range.second));
+  double limit = getXposExponentLimit(acc);
+  if (bound > limit)
+    return op->emitOpError("expected xPos factors exp(±p·ln(ζ)/B) within "
+                           "exp(±")
+           << llvm::formatv("{0:F0}", limit).str() << ") for " << acc
+           << " accumulation, found exponents up to "
+           << llvm::formatv("{0:F1}", bound).str()
+           << "; use a larger xpos_scale_base, fewer positions or f64";
   return success();
 }
 
@@ -341,7 +367,23 @@ LogicalResult RotaryOp::verify() {
       return emitOpError("expected positions of length N = ")
              << Dim(n) << ", found " << Dim(len);
   }
-  return verifyRopeFor(*this, getRopeOrDefault(), d);
+  RopeAttr rope = getRopeOrDefault();
+  if (failed(verifyRopeFor(*this, rope, d)))
+    return failure();
+  if (getInverse() && getTransposeAttr())
+    return emitOpError("expected at most one of 'inverse' and 'transpose', "
+                       "found both");
+  if (rope.hasXpos() && !getSide())
+    return emitOpError("expected a 'side' (query or key) for a rope with xPos "
+                       "scaling, found none");
+  if (!rope.hasXpos() && getSide())
+    return emitOpError("expected no 'side' for a rope without xPos scaling "
+                       "(it selects the sign of the xPos exponent), found ")
+           << stringifyRopeSide(*getSide());
+  if (!getPositions() && !ShapedType::isDynamic(n) && !ShapedType::isDynamic(d))
+    return verifyXposRange(*this, rope, d, {{0, n - 1}},
+                           getAccumulationType(type.getElementType()));
+  return success();
 }
 
 OpFoldResult RotaryOp::fold(FoldAdaptor) {
@@ -379,6 +421,16 @@ static FailureOr<AttentionDims> verifyAttentionCommon(OpTy op) {
                   : std::nullopt)) ||
       failed(verifyRopeFor(op, op.getRopeAttr(), dims->d)))
     return failure();
+  if (RopeAttr rope = op.getRopeAttr(); rope && rope.hasXpos() &&
+                                        !ShapedType::isDynamic(dims->n) &&
+                                        !ShapedType::isDynamic(dims->m)) {
+    // Centred positions, as every lowering evaluates them.
+    auto [qRope, kRope] = getAttentionSideRopes(rope, dims->n, dims->m);
+    if (failed(verifyXposRange(
+            op, rope, dims->d, {{0, dims->n - 1}, {0, dims->m - 1}},
+            getAccumulationType(dims->elementType), {qRope, kRope})))
+      return failure();
+  }
   if (Value bias = op.getBias()) {
     if (failed(verifyBias(op, cast<RankedTensorType>(bias.getType()), *dims)))
       return failure();

@@ -6,8 +6,9 @@
 // as constants that are the RoPE rotation family W_δ = R(−(δ + M − N))
 // (docs/Spec.md §8, "RoPE as a special case") become `ropeattn.attention`
 // with the matching `rope` attribute, which runs by pre-rotation (O(n·d))
-// instead of the general form. docs/Spec.md §16.3 states exactly what is
-// recognized.
+// instead of the general form. The xPos-scaled family W_δ = diag(ζ^(p/B))·R(−p)
+// (p = δ + M − N) is recognized too, with ζ and B recovered from the data.
+// docs/Spec.md §16.3 states exactly what is recognized.
 //
 //===----------------------------------------------------------------------===//
 
@@ -125,6 +126,13 @@ struct RecognizeRotationFamily : OpRewritePattern<GeneralAttentionOp> {
       double s = tab.at(0, u, col[{pairs[a].first, pairs[a].second}]);
       return std::atan2(s, c);
     };
+    // The magnitude ρ_a(p) = ζ_a^(p/B) of pair a's block (1 without xPos).
+    auto magnitudeAt = [&](int64_t a, int64_t p) {
+      int64_t u = p + n - 1;
+      double c = tab.at(0, u, col[{pairs[a].first, pairs[a].first}]);
+      double s = tab.at(0, u, col[{pairs[a].first, pairs[a].second}]);
+      return std::hypot(c, s);
+    };
     const double twoPi = 2 * llvm::numbers::pi;
     SmallVector<double> theta;
     for (int64_t a = 0; a < r / 2; ++a) {
@@ -156,48 +164,134 @@ struct RecognizeRotationFamily : OpRewritePattern<GeneralAttentionOp> {
                : et.isF16() ? 0x1p-11
                             : 0x1p-8;
     bool causal = op.getCausal();
-    auto verifies = [&](double base) {
+    // xPos parameters (B, γ); none for the pure rotation.
+    using Xpos = std::optional<std::pair<double, double>>;
+    auto verifies = [&](double base, Xpos xpos) {
       for (int64_t h = 0; h < tab.heads; ++h)
         for (int64_t idx = causal ? n - 1 : 0; idx < tab.len; ++idx) {
           double p = double(idx - (n - 1));
-          auto near = [&](double got, double want, double phi) {
-            return std::abs(got - want) <= 8 * u + 8 * std::abs(phi) * 0x1p-53;
+          // Entries are ρ·(cos φ or ±sin φ): rounding to E (u·ρ), the f64
+          // angle (|φ|·2⁻⁵³·ρ) and the f64 exponent (|p·ln ζ/B|·2⁻⁵³·ρ).
+          auto near = [&](double got, double want, double phi, double rho,
+                          double expo) {
+            return std::abs(got - want) <=
+                   rho *
+                       (8 * u + 8 * (std::abs(phi) + std::abs(expo)) * 0x1p-53);
           };
           for (int64_t c = r; c < d; ++c)
-            if (!near(tab.at(h, idx, col[{c, c}]), 1.0, 0))
+            if (!near(tab.at(h, idx, col[{c, c}]), 1.0, 0, 1, 0))
               return false;
           for (int64_t a = 0; a < r / 2; ++a) {
             double phi = p * std::pow(base, -2.0 * a / r);
-            double cs = std::cos(phi), sn = std::sin(phi);
+            double expo = 0;
+            if (xpos) {
+              auto [scaleBase, gamma] = *xpos;
+              expo = p * std::log((2.0 * a / r + gamma) / (1.0 + gamma)) /
+                     scaleBase;
+            }
+            double rho = std::exp(expo);
+            double cs = rho * std::cos(phi), sn = rho * std::sin(phi);
             auto [f, s] = pairs[a];
-            if (!near(tab.at(h, idx, col[{f, f}]), cs, phi) ||
-                !near(tab.at(h, idx, col[{s, s}]), cs, phi) ||
-                !near(tab.at(h, idx, col[{f, s}]), sn, phi) ||
-                !near(tab.at(h, idx, col[{s, f}]), -sn, phi))
+            if (!near(tab.at(h, idx, col[{f, f}]), cs, phi, rho, expo) ||
+                !near(tab.at(h, idx, col[{s, s}]), cs, phi, rho, expo) ||
+                !near(tab.at(h, idx, col[{f, s}]), sn, phi, rho, expo) ||
+                !near(tab.at(h, idx, col[{s, f}]), -sn, phi, rho, expo))
               return false;
           }
         }
       return true;
     };
+    // `x` rounded to `digits` significant digits (round parameters are
+    // tried first).
+    auto snap = [](double x, int digits) {
+      if (!(x > 0) || !std::isfinite(x))
+        return x;
+      double scale = std::pow(10.0, digits - 1 - std::floor(std::log10(x)));
+      return std::round(x * scale) / scale;
+    };
+    // xPos candidates from the magnitudes at the farthest visible offset:
+    // λ_a = ln ρ_a(p)/p = ln(ζ_a)/B. With two or more pairs, γ solves
+    // λ_last/λ_0 = ln ζ_last / ln ζ_0 (monotone in γ: bisection on ln γ), then
+    // B = ln ζ_0 / λ_0; with one pair only λ_0 is seen and γ = 0.4 is taken.
+    SmallVector<Xpos> xposCandidates = {std::nullopt};
+    {
+      int64_t pFar = sign * pMax;
+      SmallVector<double> lambda;
+      bool decays = r >= 2;
+      for (int64_t a = 0; decays && a < r / 2; ++a) {
+        double rho = magnitudeAt(a, pFar);
+        double l = std::log(rho) / double(pFar);
+        decays = rho > 0 && std::isfinite(l) && l < 0;
+        lambda.push_back(l);
+      }
+      std::optional<double> gamma;
+      if (decays && r == 2)
+        gamma = 0.4;
+      if (decays && r >= 4) {
+        double x = 1.0 - 2.0 / r; // 2a/r of the last pair
+        double target = lambda.back() / lambda.front();
+        auto ratio = [&](double g) {
+          return std::log1p((x - 1.0) / (1.0 + g)) / -std::log1p(1.0 / g);
+        };
+        if (target > 0 && target < 1.0 - x) {
+          double lo = -40, hi = 40; // ln γ
+          for (int it = 0; it < 200; ++it) {
+            double mid = 0.5 * (lo + hi);
+            (ratio(std::exp(mid)) < target ? lo : hi) = mid;
+          }
+          gamma = std::exp(0.5 * (lo + hi));
+        }
+      }
+      if (gamma) {
+        double scaleBase = -std::log1p(1.0 / *gamma) / lambda.front();
+        if (scaleBase > 0 && std::isfinite(scaleBase)) {
+          // Fewest significant digits first: with few rows the data fix
+          // (B, γ) only to ~1e-5, and a round value that reproduces every
+          // entry is the one meant.
+          for (int digits : {3, 4, 5, 6})
+            xposCandidates.push_back(std::make_pair(
+                snap(scaleBase, digits), r == 2 ? 0.4 : snap(*gamma, digits)));
+          xposCandidates.push_back(std::make_pair(scaleBase, *gamma));
+        }
+      }
+    }
     // A base of six significant digits when that reproduces the table (the
     // bases in use are round numbers), else the fitted one.
-    double snapped = baseFit;
-    if (baseFit > 0 && std::isfinite(baseFit)) {
-      double scale = std::pow(10.0, 5 - std::floor(std::log10(baseFit)));
-      snapped = std::round(baseFit * scale) / scale;
-    }
+    double snapped = snap(baseFit, 6);
     std::optional<double> base;
-    if (verifies(snapped))
-      base = snapped;
-    else if (verifies(baseFit))
-      base = baseFit;
+    Xpos xpos;
+    for (const Xpos &cand : xposCandidates) {
+      if (verifies(snapped, cand))
+        base = snapped;
+      else if (verifies(baseFit, cand))
+        base = baseFit;
+      if (base) {
+        xpos = cand;
+        break;
+      }
+    }
     if (!base)
-      return rewriter.notifyMatchFailure(op, "not the rotation family");
+      return rewriter.notifyMatchFailure(
+          op, "not the rotation family, plain or xPos-scaled");
 
     MLIRContext *ctx = op.getContext();
-    RopeAttr rope =
-        RopeAttr::get(ctx, r >= 4 ? *base : 10000.0, *layout,
-                      r == d ? std::nullopt : std::optional<int64_t>(r), 0);
+    std::optional<double> scaleBase, gamma;
+    if (xpos) {
+      scaleBase = xpos->first;
+      if (xpos->second != 0.4)
+        gamma = xpos->second;
+    }
+    RopeAttr rope = RopeAttr::get(
+        ctx, r >= 4 ? *base : 10000.0, *layout,
+        r == d ? std::nullopt : std::optional<int64_t>(r), 0, scaleBase, gamma);
+    if (xpos) {
+      // The attention op must verify: its centred xPos factors in range.
+      auto [qRope, kRope] = getAttentionSideRopes(rope, n, m);
+      double bound = std::max(getXposExponentBound(qRope, d, 0, n - 1),
+                              getXposExponentBound(kRope, d, 0, m - 1));
+      if (bound > getXposExponentLimit(getAccumulationType(et)))
+        return rewriter.notifyMatchFailure(op, "xPos factors out of range");
+    }
     // `toeplitz` asked for the FFT form; pre-rotation makes it moot.
     MethodAttr method;
     if (op.getMethod() && *op.getMethod() == Method::Exact)

@@ -875,21 +875,18 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
     if (cands.empty())
       return decline(op, rewriter, why);
 
-    MLIRContext *ctx = rewriter.getContext();
     Location loc = op.getLoc();
     B bb{rewriter, loc};
     Value q = widen(bb, bb.collapseLeading(op.getQuery(), 2), t);
     Value k = widen(bb, bb.collapseLeading(op.getKey(), 2), t);
     Value v = widen(bb, bb.collapseLeading(op.getValue(), 2), t);
-    RopeAttr rope = op.getRopeAttr(), qRope;
+    RopeAttr rope = op.getRopeAttr(), qRope, kRope;
     if (rope) {
-      // Keys at offset + j, queries at offset + (M − N) + i.
-      qRope = RopeAttr::get(ctx, rope.getBase(), rope.getLayout(),
-                            rope.getRotaryDim(),
-                            rope.getPositionOffset() + sh.shift());
-      q = RotaryOp::create(rewriter, loc, q.getType(), q, Value(), false,
-                           qRope);
-      k = RotaryOp::create(rewriter, loc, k.getType(), k, Value(), false, rope);
+      // Keys at offset + j, queries at offset + (M − N) + i (xPos: centred,
+      // and β̂ below sees the scaled rotated vectors).
+      std::tie(qRope, kRope) = getAttentionSideRopes(rope, sh.n, sh.m);
+      q = createSideRotary(rewriter, loc, q, qRope, RopeSide::Query, false);
+      k = createSideRotary(rewriter, loc, k, kRope, RopeSide::Key, false);
     }
 
     // The certificate β̂, and sel = the cheapest candidate whose range covers
@@ -922,11 +919,10 @@ template <typename OpTy> struct ExpandPolynomial : OpRewritePattern<OpTy> {
         auto [dq, dk, dv] =
             buildPolyBackward(bb, sh, q, k, v, o, dO, coeffs, chunk);
         if (rope) {
-          // Gradients w.r.t. the unrotated operands: the inverse rotations.
-          dq = RotaryOp::create(rewriter, loc, dq.getType(), dq, Value(), true,
-                                qRope);
-          dk = RotaryOp::create(rewriter, loc, dk.getType(), dk, Value(), true,
-                                rope);
+          // Gradients w.r.t. the unrotated operands: the transposed maps.
+          dq =
+              createSideRotary(rewriter, loc, dq, qRope, RopeSide::Query, true);
+          dk = createSideRotary(rewriter, loc, dk, kRope, RopeSide::Key, true);
         }
         results = {
             bb.expandLeading(widen(bb, dq, te), op.getGradQuery().getType(), 2),

@@ -5,7 +5,10 @@
 // ⟨rot(q_i, P + i), rot(k_j, j')⟩ depends on positions only through the
 // rotation of each operand, so attention with fused RoPE equals attention
 // without it on pre-rotated operands (docs/Spec.md, "Rotary embedding"). The
-// backward follows from the chain rule: q̃ = R q ⇒ dq = Rᵀ dq̃.
+// backward follows from the chain rule: q̃ = R q ⇒ dq = Rᵀ dq̃. With xPos
+// scaling (docs/Spec.md §3.1) q̃ = D R q with a diagonal D, still per
+// operand: dq = Rᵀ D dq̃ (the rotary op's `transpose`), and both sides'
+// positions are centred so that the factors D stay in range.
 //
 //===----------------------------------------------------------------------===//
 
@@ -25,13 +28,6 @@ using namespace mlir;
 using namespace mlir::ropeattn;
 
 namespace {
-
-/// The RoPE of the queries: keys sit at offset + j, queries at
-/// offset + (M - N) + i (bottom-right alignment).
-RopeAttr queryRope(RopeAttr rope, int64_t n, int64_t m) {
-  return RopeAttr::get(rope.getContext(), rope.getBase(), rope.getLayout(),
-                       rope.getRotaryDim(), rope.getPositionOffset() + (m - n));
-}
 
 /// Reads N and M, or reports why the op is left alone.
 template <typename OpTy>
@@ -57,13 +53,6 @@ staticLengths(OpTy op, PatternRewriter &rewriter) {
   return std::make_pair(n, m);
 }
 
-Value rotate(PatternRewriter &rewriter, Location loc, Value input,
-             RopeAttr rope, bool inverse) {
-  auto op = RotaryOp::create(rewriter, loc, input.getType(), input,
-                             /*positions=*/Value(), inverse, rope);
-  return op.getResult();
-}
-
 struct PrerotateAttention : OpRewritePattern<AttentionOp> {
   using OpRewritePattern::OpRewritePattern;
   LogicalResult matchAndRewrite(AttentionOp op,
@@ -75,10 +64,12 @@ struct PrerotateAttention : OpRewritePattern<AttentionOp> {
     if (failed(lengths))
       return failure();
     auto [n, m] = *lengths;
+    auto [qRope, kRope] = getAttentionSideRopes(rope, n, m);
     Location loc = op.getLoc();
-    Value q = rotate(rewriter, loc, op.getQuery(), queryRope(rope, n, m),
-                     /*inverse=*/false);
-    Value k = rotate(rewriter, loc, op.getKey(), rope, /*inverse=*/false);
+    Value q = createSideRotary(rewriter, loc, op.getQuery(), qRope,
+                               RopeSide::Query, /*transpose=*/false);
+    Value k = createSideRotary(rewriter, loc, op.getKey(), kRope, RopeSide::Key,
+                               /*transpose=*/false);
     rewriter.modifyOpInPlace(op, [&] {
       op.getQueryMutable().assign(q);
       op.getKeyMutable().assign(k);
@@ -99,19 +90,24 @@ struct PrerotateAttentionGrad : OpRewritePattern<AttentionGradOp> {
     if (failed(lengths))
       return failure();
     auto [n, m] = *lengths;
-    RopeAttr qRope = queryRope(rope, n, m);
+    auto [qRope, kRope] = getAttentionSideRopes(rope, n, m);
     Location loc = op.getLoc();
-    Value q = rotate(rewriter, loc, op.getQuery(), qRope, /*inverse=*/false);
-    Value k = rotate(rewriter, loc, op.getKey(), rope, /*inverse=*/false);
+    Value q = createSideRotary(rewriter, loc, op.getQuery(), qRope,
+                               RopeSide::Query, /*transpose=*/false);
+    Value k = createSideRotary(rewriter, loc, op.getKey(), kRope, RopeSide::Key,
+                               /*transpose=*/false);
     rewriter.modifyOpInPlace(op, [&] {
       op.getQueryMutable().assign(q);
       op.getKeyMutable().assign(k);
       op.removeRopeAttr();
     });
     rewriter.setInsertionPointAfter(op);
-    Value dq =
-        rotate(rewriter, loc, op.getGradQuery(), qRope, /*inverse=*/true);
-    Value dk = rotate(rewriter, loc, op.getGradKey(), rope, /*inverse=*/true);
+    // q~ = A q with A = D·R (D the xPos factors, identity without xPos), so
+    // dq = Aᵀ dq~ = D·Rᵀ dq~: the transposed map, not the inverse.
+    Value dq = createSideRotary(rewriter, loc, op.getGradQuery(), qRope,
+                                RopeSide::Query, /*transpose=*/true);
+    Value dk = createSideRotary(rewriter, loc, op.getGradKey(), kRope,
+                                RopeSide::Key, /*transpose=*/true);
     rewriter.replaceAllUsesExcept(op.getGradQuery(), dq, dq.getDefiningOp());
     rewriter.replaceAllUsesExcept(op.getGradKey(), dk, dk.getDefiningOp());
     return success();

@@ -68,6 +68,23 @@ def RopeAttn_Method : I32EnumAttr<"Method",
 
 def RopeAttn_MethodAttr : EnumAttr<RopeAttn_Dialect, RopeAttn_Method, "method">;
 
+def RopeAttn_RopeSide : I32EnumAttr<"RopeSide",
+    "which factor of the logits a rotary embedding with xPos scaling is", [
+      I32EnumAttrCase<"Query", 0, "query">,
+      I32EnumAttrCase<"Key", 1, "key">
+    ]> {
+  let cppNamespace = "::mlir::ropeattn";
+  let genSpecializedAttr = 0;
+  let description = [{
+    With xPos scaling, queries are multiplied by ζ^(+p/B) and keys by
+    ζ^(−p/B) (docs/Spec.md, "xPos scaling"); `ropeattn.rotary` needs to know
+    which side it rotates.
+  }];
+}
+
+def RopeAttn_RopeSideAttr : EnumAttr<RopeAttn_Dialect, RopeAttn_RopeSide,
+                                     "rope_side">;
+
 //===----------------------------------------------------------------------===//
 // Attributes
 //===----------------------------------------------------------------------===//
@@ -82,6 +99,15 @@ class RopeAttn_Attr<string name, string attrMnemonic, list<Trait> traits = []>
 def RopeAttn_BaseParameter : APFloatParameter<"frequency base"> {
   let parser = "::mlir::ropeattn::parseF64Parameter($_parser)";
   let defaultValue = "::llvm::APFloat(10000.0)";
+}
+
+// An optional double-precision float parameter (absent by default).
+def RopeAttn_OptionalF64Parameter
+    : AttrOrTypeParameter<"std::optional<::llvm::APFloat>", "optional f64"> {
+  let parser = "::mlir::ropeattn::parseOptionalF64Parameter($_parser)";
+  let printer = "$_printer << *$_self";
+  let comparator = "::mlir::ropeattn::sameOptionalF64($_lhs, $_rhs)";
+  let defaultValue = "std::optional<::llvm::APFloat>()";
 }
 
 // The layout enum as a parameter, `half` by default.
@@ -100,19 +126,28 @@ def RopeAttn_RopeAttr : RopeAttn_Attr<"Rope", "rope"> {
     * `rotary_dim` (r; default: the full head dimension D): the first r
       dimensions rotate, the others pass through; must be even and ≤ D.
     * `position_offset` (i64, default 0): added to every position.
+    * `xpos_scale_base` (B, f64, absent by default): xPos scaling (Sun et al.
+      2022). Pair a of a query at position p is also multiplied by
+      ζ_a^(p/B), of a key by ζ_a^(−p/B), ζ_a = (2a/r + γ)/(1 + γ), so the
+      logit of pair a carries ζ_a^((p_q − p_k)/B). Must be finite and > 0.
+    * `xpos_gamma` (γ, f64, default 0.4 when `xpos_scale_base` is given):
+      must be finite and > 0; only valid together with `xpos_scale_base`.
 
     Parameters equal to their default are omitted when printed:
 
     ```mlir
     #ropeattn.rope<>                                  // base 10000, half, r = D
     #ropeattn.rope<base = 5.000000e+05, layout = interleaved, rotary_dim = 32>
+    #ropeattn.rope<xpos_scale_base = 5.120000e+02>     // xPos, γ = 0.4
     ```
   }];
   let parameters = (ins
     RopeAttn_BaseParameter:$base,
     RopeAttn_LayoutParameter:$layout,
     OptionalParameter<"std::optional<int64_t>", "rotated dimensions">:$rotary_dim,
-    DefaultValuedParameter<"int64_t", "0", "position offset">:$position_offset
+    DefaultValuedParameter<"int64_t", "0", "position offset">:$position_offset,
+    RopeAttn_OptionalF64Parameter:$xpos_scale_base,
+    RopeAttn_OptionalF64Parameter:$xpos_gamma
   );
   let assemblyFormat = "`<` struct(params) `>`";
   let genVerifyDecl = 1;
@@ -120,9 +155,15 @@ def RopeAttn_RopeAttr : RopeAttn_Attr<"Rope", "rope"> {
     AttrBuilder<(ins CArg<"double", "10000.0">:$base,
                      CArg<"RopeLayout", "RopeLayout::Half">:$layout,
                      CArg<"std::optional<int64_t>", "std::nullopt">:$rotary_dim,
-                     CArg<"int64_t", "0">:$position_offset), [{
+                     CArg<"int64_t", "0">:$position_offset,
+                     CArg<"std::optional<double>", "std::nullopt">:$xpos_scale_base,
+                     CArg<"std::optional<double>", "std::nullopt">:$xpos_gamma), [{
+      auto toAP = [](std::optional<double> x) {
+        return x ? std::optional<::llvm::APFloat>(::llvm::APFloat(*x))
+                 : std::optional<::llvm::APFloat>();
+      };
       return $_get($_ctxt, ::llvm::APFloat(base), layout, rotary_dim,
-                   position_offset);
+                   position_offset, toAP(xpos_scale_base), toAP(xpos_gamma));
     }]>
   ];
   let extraClassDeclaration = [{
@@ -136,6 +177,21 @@ def RopeAttn_RopeAttr : RopeAttn_Attr<"Rope", "rope"> {
     bool isIdentityFor(int64_t headDim) const {
       return getRotaryDimOr(headDim) == 0;
     }
+    /// True when xPos scaling is on (`xpos_scale_base` given).
+    bool hasXpos() const { return getXposScaleBase().has_value(); }
+    /// B (only meaningful with xPos).
+    double getXposScaleBaseValue() const {
+      return getXposScaleBase() ? getXposScaleBase()->convertToDouble() : 0.0;
+    }
+    /// γ: the parameter, or its default 0.4.
+    double getXposGammaValue() const {
+      return getXposGamma() ? getXposGamma()->convertToDouble() : 0.4;
+    }
+    /// ln(ζ_a)/B for pair a of r rotated dims: the xPos factor of a row at
+    /// position p is exp(±p · getXposRate(a, r)).
+    double getXposRate(int64_t a, int64_t r) const;
+    /// The same attribute with another position offset.
+    RopeAttr withPositionOffset(int64_t positionOffset) const;
   }];
 }
 

@@ -45,17 +45,33 @@ def RopeAttn_RotaryOp : RopeAttn_Op<"rotary",
     ```
 
     Folds to its input when no dimension rotates (`rotary_dim = 0`).
+
+    With xPos scaling in `rope` (`xpos_scale_base`), `side` says which factor
+    of the logits the input is: `query` rows are also scaled by ζ_a^(+p/B),
+    `key` rows by ζ_a^(−p/B) (docs/Spec.md §3.1). `inverse` then applies the
+    inverse map and `transpose` the transposed one (the backward's); for a
+    pure rotation the two coincide, and only `inverse` is used.
+
+    ```mlir
+    %qx = ropeattn.rotary %q side query rope <xpos_scale_base = 5.120000e+02>
+            : tensor<8x128x64xf32>
+    %dq = ropeattn.rotary %g transpose side query
+            rope <xpos_scale_base = 5.120000e+02> : tensor<8x128x64xf32>
+    ```
   }];
   let arguments = (ins
     RopeAttn_FloatTensor:$input,
     Optional<RopeAttn_PositionTensor>:$positions,
     UnitAttr:$inverse,
-    OptionalAttr<RopeAttn_RopeAttr>:$rope
+    OptionalAttr<RopeAttn_RopeAttr>:$rope,
+    UnitAttr:$transpose,
+    OptionalAttr<RopeAttn_RopeSideAttr>:$side
   );
   let results = (outs RopeAttn_FloatTensor:$result);
   let assemblyFormat = [{
     $input (`positions` `(` $positions^ `:` type($positions) `)`)?
-    (`inverse` $inverse^)? (`rope` $rope^)? attr-dict `:` type($input)
+    (`inverse` $inverse^)? (`transpose` $transpose^)? (`side` $side^)?
+    (`rope` $rope^)? attr-dict `:` type($input)
   }];
   let hasVerifier = 1;
   let hasFolder = 1;
