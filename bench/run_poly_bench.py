@@ -107,6 +107,21 @@ def sgemm(baseline, n, k, cols, reps=5):
     return float(re.search(r"([0-9.]+) GFLOP/s", res.stdout).group(1))
 
 
+def fitted_ranges(dump, eps, family="minimax", max_degree=4):
+    """{g: B_g}: the compiled fit's logit range per degree (the widest range
+    with proven delta(g, B_g) <= eps; ropeattn-expand-polynomial's
+    candidates, poly-approx-dump --candidate)."""
+    out = {}
+    for g in range(1, max_degree + 1):
+        row = json.loads(subprocess.run(
+            [dump, "--candidate", f"--family={family}", f"--degree={g}",
+             f"--eps={eps!r}"], capture_output=True, text=True,
+            check=True).stdout)
+        if row:
+            out[g] = row["beta"]
+    return out
+
+
 def backward_and_efficiency(rope_run, baseline, tmp, quick):
     d, beta, r = 16, 0.9, math.comb(16 + 4, 4)
     grad, eff = [], {}
@@ -163,7 +178,11 @@ def main():
     ns = [4096, 8192, 16384] if args.quick else \
         [4096, 8192, 16384, 32768, 65536]
     ds = [16] if args.quick else [16, 32]
-    betas = {16: 0.9, 32: 0.25}
+    # d = 32 at beta = 0.5: degree 3 (r = C(35, 3) = 6545; B_2 = 0.289 <
+    # 0.5 <= B_3 = 0.665), the degree the earlier rows at beta = 0.25 ran
+    # with the grid's ranges (B_2 = 0.25 there, below the certificate's
+    # rounding slack).
+    betas = {16: 0.9, 32: 0.5}
     eps = 1e-3
     sections = set(args.sections.split(","))
     out_dir = os.path.join(ROOT, "bench", "results")
@@ -182,6 +201,10 @@ def main():
     now = f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC"
     for sec in sections:
         dates[sec] = now
+    # The machine's load (1-minute average, `uptime`) at the start and the
+    # end of each measured section: the figures depend on it.
+    loads = dict(previous.get("loads", {}))
+    load_at = lambda: round(os.getloadavg()[0], 2)  # noqa: E731
     scaling = previous.get("scaling", [])
     betarows = previous.get("beta_64k", [])
     rows = previous.get("error", [])
@@ -189,6 +212,7 @@ def main():
     eff = previous.get("efficiency", {})
     with tempfile.TemporaryDirectory() as tmp:
       if "scaling" in sections:
+        loads["scaling"] = [load_at()]
         scaling = []
         for d in ds:
             beta = betas[d]
@@ -214,24 +238,33 @@ def main():
                       f" ({te / tp:.1f}x; BLAS products {tb:.1f} ms), "
                       f"max|dO|/max|v| = {err:.1e}", flush=True)
         # The speedup at 64k across the goal's range beta <= 1: the degree
-        # the certificate picks depends on beta (g = 3 up to B_3 = 0.5 at
-        # epsilon = 1e-3, g = 4 up to B_4 = 1).
+        # the certificate picks depends on beta (the least g whose fitted
+        # range B_g covers it; B_g = the widest range with proven
+        # delta(g, B_g) <= epsilon, poly-approx-dump --candidate).
       if "beta" in sections:
+        loads["beta"] = [load_at()]
         betarows = []
-        # Just inside the fitted ranges B_3 = 0.5 and B_4 = 1 (the run-time
-        # certificate adds a rounding slack).
-        for beta in ([] if args.quick else [0.5 / 1.01, 1.0 / 1.01]):
+        ranges = fitted_ranges(dump, eps)
+        # Just inside B_3 and B_4 (the run-time certificate adds a rounding
+        # slack), the old grid points 0.5 and 1, and 0.9.
+        for beta in ([] if args.quick else sorted(
+                {0.5 / 1.01, ranges[3] / 1.01, 0.9, 1.0 / 1.01,
+                 min(ranges[4], 8.0) / 1.01})):
             n, d = 65536, 16
             x = inputs(n, d, beta)
             te, oe = run(rope_run, tmp, "exact", n, d, x, 1)
             tp, op = run(rope_run, tmp, "polynomial", n, d, x, 5,
                          f"epsilon={eps}")
+            g = min((g for g in ranges if ranges[g] >= beta * 1.0001),
+                    default=0)
             err = float(np.max(np.abs(op - oe)) / np.max(np.abs(x[2])))
             betarows.append({"d": d, "n": n, "beta": beta, "exact_ms": te,
-                             "poly_ms": tp, "speedup": te / tp, "err": err})
-            print(f"beta={beta:.3f} n={n}: exact {te:.1f} ms, polynomial "
-                  f"{tp:.1f} ms ({te / tp:.1f}x)", flush=True)
+                             "poly_ms": tp, "speedup": te / tp, "err": err,
+                             "degree": g})
+            print(f"beta={beta:.3f} n={n} (g = {g}): exact {te:.1f} ms, "
+                  f"polynomial {tp:.1f} ms ({te / tp:.1f}x)", flush=True)
       if "error" in sections:
+        loads["error"] = [load_at()]
         rows = []
         # Error vs degree vs beta (n = 4096, d = 16): force one degree at a
         # time with max-degree = g and a loose epsilon, so the least
@@ -268,17 +301,26 @@ def main():
                           f"bound={row['output_bound']:.2e} measured={err:.2e}",
                           flush=True)
       if "backward" in sections:
+        loads["backward"] = [load_at()]
         grad, eff = backward_and_efficiency(rope_run, baseline, tmp,
                                             args.quick)
+    for sec in sections:
+        if sec in loads and len(loads[sec]) == 1:
+            loads[sec].append(load_at())
     os.makedirs(out_dir, exist_ok=True)
     with open(json_path, "w") as fh:
-        json.dump({"dates": dates, "scaling": scaling, "beta_64k": betarows,
+        json.dump({"dates": dates, "loads": loads, "scaling": scaling,
+                   "beta_64k": betarows,
                    "error": rows, "backward": grad, "efficiency": eff}, fh,
                   indent=1)
     lines = ["# Polynomial method vs exact (CPU, forward, non-causal)", "",
              "- Measured (per section, " + ", ".join(
                  f"{k}: {v}" for k, v in sorted(dates.items())) + "); "
-             "2 cores; command: `.venv/bin/python bench/run_poly_bench.py"
+             "2 cores (shared; 1-minute load average at the start of each "
+             "section / the end of its run: " + (", ".join(
+                 f"{k}: {v[0]}/{v[-1]}" for k, v in sorted(loads.items()))
+                 or "not recorded") + "); "
+             "command: `.venv/bin/python bench/run_poly_bench.py"
              f"{' --quick' if args.quick else ''}` (`--sections=...` re-measures "
              "a subset and keeps the rest)",
              "- B = H = 1, rows scaled to the certificate beta given per row, "
@@ -304,12 +346,16 @@ def main():
                          f"{t[65536]['exact_ms'] / t[8192]['exact_ms']:.1f} "
                          "(exact; quadratic would be 64)")
     if betarows:
+        ranges = fitted_ranges(dump, eps)
         lines += ["", "## Speedup at n = 64k, d = 16 across beta (epsilon = "
-                  "1e-3; the certificate picks g = 3 up to its fitted range B_3 = 0.5, "
-                  "g = 4 up to B_4 = 1)", "", "| beta | exact ms | polynomial ms | speedup "
-                  "| err |", "|---:|---:|---:|---:|---:|"]
+                  "1e-3, minimax; the certificate picks the least g whose "
+                  "fitted range covers beta: " + ", ".join(
+                      f"B_{g} = {b:.4f}" for g, b in sorted(ranges.items()))
+                  + ")", "", "| beta | g | exact ms | polynomial ms | speedup "
+                  "| err |", "|---:|---:|---:|---:|---:|---:|"]
         for r in betarows:
-            lines.append(f"| {r['beta']:.3f} | {r['exact_ms']:.1f} | "
+            lines.append(f"| {r['beta']:.3f} | {r.get('degree', '?')} | "
+                         f"{r['exact_ms']:.1f} | "
                          f"{r['poly_ms']:.1f} | {r['speedup']:.1f} | "
                          f"{r['err']:.1e} |")
     lines += ["", "## Backward (d = 16, beta = 0.9, minimax, epsilon = 1e-3)",
