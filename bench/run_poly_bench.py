@@ -107,16 +107,28 @@ def sgemm(baseline, n, k, cols, reps=5):
     return float(re.search(r"([0-9.]+) GFLOP/s", res.stdout).group(1))
 
 
-def fitted_ranges(dump, eps, family="minimax", max_degree=4):
-    """{g: B_g}: the compiled fit's logit range per degree (the widest range
-    with proven delta(g, B_g) <= eps; ropeattn-expand-polynomial's
-    candidates, poly-approx-dump --candidate)."""
+GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
+
+
+def fitted_ranges(dump, eps, family="minimax", max_degree=4, widest=False):
+    """{g: B_g}: the compiled fit's logit range per degree: the largest grid
+    point 2^(k/2) with proven delta(g, B_g) <= eps (cost::polyCandidate,
+    what ropeattn-expand-polynomial compiles), or with `widest` the bisected
+    range (cost::widestPolyCandidate, poly-approx-dump --candidate)."""
     out = {}
     for g in range(1, max_degree + 1):
-        row = json.loads(subprocess.run(
-            [dump, "--candidate", f"--family={family}", f"--degree={g}",
-             f"--eps={eps!r}"], capture_output=True, text=True,
-            check=True).stdout)
+        if widest:
+            row = json.loads(subprocess.run(
+                [dump, "--candidate", f"--family={family}", f"--degree={g}",
+                 f"--eps={eps!r}"], capture_output=True, text=True,
+                check=True).stdout)
+        else:
+            rows = json.loads(subprocess.run(
+                [dump, f"--family={family}", f"--degree={g}",
+                 "--beta=" + ",".join(repr(b) for b in GRID)],
+                capture_output=True, text=True, check=True).stdout)
+            row = next((r for r in rows if r["positive"] and
+                        r["delta"] <= eps and r["coeffs"]), None)
         if row:
             out[g] = row["beta"]
     return out
@@ -178,11 +190,11 @@ def main():
     ns = [4096, 8192, 16384] if args.quick else \
         [4096, 8192, 16384, 32768, 65536]
     ds = [16] if args.quick else [16, 32]
-    # d = 32 at beta = 0.5: degree 3 (r = C(35, 3) = 6545; B_2 = 0.289 <
-    # 0.5 <= B_3 = 0.665), the degree the earlier rows at beta = 0.25 ran
-    # with the grid's ranges (B_2 = 0.25 there, below the certificate's
-    # rounding slack).
-    betas = {16: 0.9, 32: 0.5}
+    # d = 32 at beta = 0.25 runs degree 3 (r = C(35, 3) = 6545): the grid's
+    # B_2 = 0.25 is just below the certificate's rounding slack. With the
+    # bisected ranges (cost::widestPolyCandidate, not enabled) it would run
+    # g = 2: use beta = 0.5 then to keep measuring g = 3.
+    betas = {16: 0.9, 32: 0.25}
     eps = 1e-3
     sections = set(args.sections.split(","))
     out_dir = os.path.join(ROOT, "bench", "results")
@@ -239,17 +251,16 @@ def main():
                       f"max|dO|/max|v| = {err:.1e}", flush=True)
         # The speedup at 64k across the goal's range beta <= 1: the degree
         # the certificate picks depends on beta (the least g whose fitted
-        # range B_g covers it; B_g = the widest range with proven
-        # delta(g, B_g) <= epsilon, poly-approx-dump --candidate).
+        # range B_g covers it; B_g = the largest grid point with proven
+        # delta(g, B_g) <= epsilon).
       if "beta" in sections:
         loads["beta"] = [load_at()]
         betarows = []
         ranges = fitted_ranges(dump, eps)
         # Just inside B_3 and B_4 (the run-time certificate adds a rounding
-        # slack), the old grid points 0.5 and 1, and 0.9.
+        # slack), and 0.9.
         for beta in ([] if args.quick else sorted(
-                {0.5 / 1.01, ranges[3] / 1.01, 0.9, 1.0 / 1.01,
-                 min(ranges[4], 8.0) / 1.01})):
+                {ranges[3] / 1.01, 0.9, min(ranges[4], 8.0) / 1.01})):
             n, d = 65536, 16
             x = inputs(n, d, beta)
             te, oe = run(rope_run, tmp, "exact", n, d, x, 1)

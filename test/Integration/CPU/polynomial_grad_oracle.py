@@ -212,8 +212,7 @@ def check(rope_run, dump, rng, workdir, dtype):
     do = rng.standard_normal(oshape).astype(dt)
     q64, k64, v64, do64 = (x.astype(np.float64) for x in (q, k, v, do))
     beta = abs(s) * np.max(rownorm(q64)) * np.max(rownorm(k64))
-    cands = candidates(dump, family, case.d, max_degree, epsilon,
-                       widest=True)
+    cands = candidates(dump, family, case.d, max_degree, epsilon)
     chosen = next((c for c in cands if beta * (1 + 1e-6) <= c["beta"]), None)
     options = (f"family={family} epsilon={epsilon} max-degree={max_degree} "
                f"poly-chunk={chunk}")

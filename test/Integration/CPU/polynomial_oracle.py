@@ -9,12 +9,8 @@ ropeattn-expand-polynomial) and checks, per case:
     |q_i| max_j |k_j| in numpy (RoPE preserves norms), the candidate table
     (per degree g <= max-degree within max-rank: the largest logit range B_g
     whose proven bound delta(g, B_g) <= epsilon, Taylor in closed form, the
-    fitted families by bisection on the fit's range: the compiler's range is
-    read with poly-approx-dump --candidate and checked here -- the fit at
-    B_g meets epsilon (proven delta, positive), the fit at B_g (1 + 2e-3)
-    does not, and B_g is at least the largest grid point 2^(k/2) that meets
-    it) from poly-approx-dump (the bounds library, itself tested in
-    test/Unit), and the least g with beta <= B_g;
+    fitted families on the grid 2^(k/2)) from poly-approx-dump (the bounds
+    library, itself tested in test/Unit), and the least g with beta <= B_g;
     when no degree qualifies the exact fallback must have run: the output
     must equal the `method exact` output of the same inputs, bit for bit;
   * when the polynomial ran: |O~ - O| <= B(d) max|v| with
@@ -51,54 +47,11 @@ import ropeattn_ref as ref  # noqa: E402
 GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
 
 
-_WIDEST = {}
-
-
-def _dump_json(dump, *args):
-    return json.loads(subprocess.run([dump, *args], capture_output=True,
-                                     text=True, check=True).stdout)
-
-
-def _qualifies(row, epsilon):
-    return bool(row) and row["positive"] and row["delta"] <= epsilon and \
-        bool(row["coeffs"])
-
-
-def widest_row(dump, family, g, epsilon, grid_row):
-    """ropeattn-expand-polynomial's fit of degree g for a fitted family (the
-    widest range, cost::widestPolyCandidate), read from poly-approx-dump
-    --candidate and checked: it meets epsilon at its range B, it is at least
-    the grid's choice (grid_row), and the fit on B (1 + 2e-3) does not meet
-    epsilon (B is the largest qualifying range to the bisection's 1e-3;
-    delta(g, B) increases with B)."""
-    key = (family, g, epsilon)
-    if key not in _WIDEST:
-        row = _dump_json(dump, "--candidate", f"--family={family}",
-                         f"--degree={g}", f"--eps={epsilon!r}")
-        if grid_row is None:
-            assert row is None, (key, row)
-        else:
-            again = _dump_json(dump, f"--family={family}", f"--degree={g}",
-                               f"--beta={row['beta']!r}")
-            assert again == row and _qualifies(row, epsilon), (key, row)
-            assert row["beta"] >= grid_row["beta"], (key, row, grid_row)
-            wider = row["beta"] * (1 + 2e-3)
-            if wider <= 8.0:
-                above = _dump_json(dump, f"--family={family}",
-                                   f"--degree={g}", f"--beta={wider!r}")
-                assert not _qualifies(above, epsilon), (key, row, above)
-        _WIDEST[key] = row
-    return _WIDEST[key]
-
-
-def candidate_rows(dump, family, d, max_degree, epsilon, max_rank=32768,
-                   widest=False):
+def candidate_rows(dump, family, d, max_degree, epsilon, max_rank=32768):
     """The compiler's candidate table, in order of cost, as the compiler
     builds it (docs/Polynomial.md, ropeattn-expand-polynomial): per degree
     g <= max_degree within max_rank, poly-approx-dump's row for the largest
-    logit range B_g whose proven bound delta(g, B_g) <= epsilon: on the grid
-    2^(k/2) (cost::polyCandidate, the CUDA lowering's choice), or with
-    `widest` the bisected range of ropeattn-expand-polynomial (widest_row)."""
+    logit range B_g whose proven bound delta(g, B_g) <= epsilon."""
     out = []
     for g in range(1, max_degree + 1):
         if family == "taylor" and g % 2:
@@ -121,21 +74,18 @@ def candidate_rows(dump, family, d, max_degree, epsilon, max_rank=32768,
             capture_output=True, text=True, check=True).stdout)
         if isinstance(table, dict):
             table = [table]
-        grid_row = next((row for row in table  # largest beta first
-                         if _qualifies(row, epsilon)), None)
-        if widest and family != "taylor":
-            grid_row = widest_row(dump, family, g, epsilon, grid_row)
-        if grid_row is not None:
-            out.append(grid_row)
+        for row in table:  # largest beta first
+            if row["positive"] and row["delta"] <= epsilon and row["coeffs"]:
+                out.append(row)
+                break
     return out
 
 
-def candidates(dump, family, d, max_degree, epsilon, max_rank=32768,
-               widest=False):
+def candidates(dump, family, d, max_degree, epsilon, max_rank=32768):
     """[(g, B_g, delta_g, abs_sum)] of candidate_rows."""
     return [(r["degree"], r["beta"], r["delta"], r["abs_sum"])
             for r in candidate_rows(dump, family, d, max_degree, epsilon,
-                                    max_rank, widest)]
+                                    max_rank)]
 
 
 def output_bound(d):
@@ -200,8 +150,7 @@ def check(rope_run, dump, rng, workdir, dtype):
     q64, k64, v64 = (x.astype(np.float64) for x in (q, k, v))
     beta = abs(s) * np.max(np.linalg.norm(q64, axis=-1)) * \
         np.max(np.linalg.norm(k64, axis=-1))
-    cands = candidates(dump, family, case.d, max_degree, epsilon,
-                       widest=True)
+    cands = candidates(dump, family, case.d, max_degree, epsilon)
     chosen = next((c for c in cands if beta * (1 + 1e-6) <= c[1]), None)
     options = (f"family={family} epsilon={epsilon} max-degree={max_degree} "
                f"poly-chunk={chunk}")

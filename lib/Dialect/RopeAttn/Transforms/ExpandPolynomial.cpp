@@ -831,7 +831,7 @@ struct Options {
 
 std::optional<Candidate> candidateFor(const Options &opt, int64_t g) {
   std::optional<cost::PolyCandidate> c =
-      cost::widestPolyCandidate(opt.family, g, opt.epsilon);
+      cost::polyCandidate(opt.family, g, opt.epsilon);
   if (!c)
     return std::nullopt;
   return Candidate{g, c->betaMax, c->delta,

@@ -192,7 +192,7 @@ struct RopeAttnSelectMethodPass
       if (poly::featureRank(s.d, g) > maxRank)
         break;
       std::optional<cost::PolyCandidate> c =
-          cost::widestPolyCandidate(family, g, epsilon);
+          cost::polyCandidate(family, g, epsilon);
       if (!c || c->betaMax < assumedBeta)
         continue;
       double polynomial = cost::polyFlops(s, g, chunk, grad) / polyEfficiency;
