@@ -107,6 +107,33 @@ def sgemm(baseline, n, k, cols, reps=5):
     return float(re.search(r"([0-9.]+) GFLOP/s", res.stdout).group(1))
 
 
+GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
+
+
+def fitted_ranges(dump, eps, family="minimax", max_degree=4, widest=False):
+    """{g: B_g}: the compiled fit's logit range per degree: the largest grid
+    point 2^(k/2) with proven delta(g, B_g) <= eps (cost::polyCandidate,
+    what ropeattn-expand-polynomial compiles), or with `widest` the bisected
+    range (cost::widestPolyCandidate, poly-approx-dump --candidate)."""
+    out = {}
+    for g in range(1, max_degree + 1):
+        if widest:
+            row = json.loads(subprocess.run(
+                [dump, "--candidate", f"--family={family}", f"--degree={g}",
+                 f"--eps={eps!r}"], capture_output=True, text=True,
+                check=True).stdout)
+        else:
+            rows = json.loads(subprocess.run(
+                [dump, f"--family={family}", f"--degree={g}",
+                 "--beta=" + ",".join(repr(b) for b in GRID)],
+                capture_output=True, text=True, check=True).stdout)
+            row = next((r for r in rows if r["positive"] and
+                        r["delta"] <= eps and r["coeffs"]), None)
+        if row:
+            out[g] = row["beta"]
+    return out
+
+
 def backward_and_efficiency(rope_run, baseline, tmp, quick):
     d, beta, r = 16, 0.9, math.comb(16 + 4, 4)
     grad, eff = [], {}
@@ -163,6 +190,10 @@ def main():
     ns = [4096, 8192, 16384] if args.quick else \
         [4096, 8192, 16384, 32768, 65536]
     ds = [16] if args.quick else [16, 32]
+    # d = 32 at beta = 0.25 runs degree 3 (r = C(35, 3) = 6545): the grid's
+    # B_2 = 0.25 is just below the certificate's rounding slack. With the
+    # bisected ranges (cost::widestPolyCandidate, not enabled) it would run
+    # g = 2: use beta = 0.5 then to keep measuring g = 3.
     betas = {16: 0.9, 32: 0.25}
     eps = 1e-3
     sections = set(args.sections.split(","))
@@ -182,6 +213,10 @@ def main():
     now = f"{datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC"
     for sec in sections:
         dates[sec] = now
+    # The machine's load (1-minute average, `uptime`) at the start and the
+    # end of each measured section: the figures depend on it.
+    loads = dict(previous.get("loads", {}))
+    load_at = lambda: round(os.getloadavg()[0], 2)  # noqa: E731
     scaling = previous.get("scaling", [])
     betarows = previous.get("beta_64k", [])
     rows = previous.get("error", [])
@@ -189,6 +224,7 @@ def main():
     eff = previous.get("efficiency", {})
     with tempfile.TemporaryDirectory() as tmp:
       if "scaling" in sections:
+        loads["scaling"] = [load_at()]
         scaling = []
         for d in ds:
             beta = betas[d]
@@ -214,24 +250,32 @@ def main():
                       f" ({te / tp:.1f}x; BLAS products {tb:.1f} ms), "
                       f"max|dO|/max|v| = {err:.1e}", flush=True)
         # The speedup at 64k across the goal's range beta <= 1: the degree
-        # the certificate picks depends on beta (g = 3 up to B_3 = 0.5 at
-        # epsilon = 1e-3, g = 4 up to B_4 = 1).
+        # the certificate picks depends on beta (the least g whose fitted
+        # range B_g covers it; B_g = the largest grid point with proven
+        # delta(g, B_g) <= epsilon).
       if "beta" in sections:
+        loads["beta"] = [load_at()]
         betarows = []
-        # Just inside the fitted ranges B_3 = 0.5 and B_4 = 1 (the run-time
-        # certificate adds a rounding slack).
-        for beta in ([] if args.quick else [0.5 / 1.01, 1.0 / 1.01]):
+        ranges = fitted_ranges(dump, eps)
+        # Just inside B_3 and B_4 (the run-time certificate adds a rounding
+        # slack), and 0.9.
+        for beta in ([] if args.quick else sorted(
+                {ranges[3] / 1.01, 0.9, min(ranges[4], 8.0) / 1.01})):
             n, d = 65536, 16
             x = inputs(n, d, beta)
             te, oe = run(rope_run, tmp, "exact", n, d, x, 1)
             tp, op = run(rope_run, tmp, "polynomial", n, d, x, 5,
                          f"epsilon={eps}")
+            g = min((g for g in ranges if ranges[g] >= beta * 1.0001),
+                    default=0)
             err = float(np.max(np.abs(op - oe)) / np.max(np.abs(x[2])))
             betarows.append({"d": d, "n": n, "beta": beta, "exact_ms": te,
-                             "poly_ms": tp, "speedup": te / tp, "err": err})
-            print(f"beta={beta:.3f} n={n}: exact {te:.1f} ms, polynomial "
-                  f"{tp:.1f} ms ({te / tp:.1f}x)", flush=True)
+                             "poly_ms": tp, "speedup": te / tp, "err": err,
+                             "degree": g})
+            print(f"beta={beta:.3f} n={n} (g = {g}): exact {te:.1f} ms, "
+                  f"polynomial {tp:.1f} ms ({te / tp:.1f}x)", flush=True)
       if "error" in sections:
+        loads["error"] = [load_at()]
         rows = []
         # Error vs degree vs beta (n = 4096, d = 16): force one degree at a
         # time with max-degree = g and a loose epsilon, so the least
@@ -268,17 +312,26 @@ def main():
                           f"bound={row['output_bound']:.2e} measured={err:.2e}",
                           flush=True)
       if "backward" in sections:
+        loads["backward"] = [load_at()]
         grad, eff = backward_and_efficiency(rope_run, baseline, tmp,
                                             args.quick)
+    for sec in sections:
+        if sec in loads and len(loads[sec]) == 1:
+            loads[sec].append(load_at())
     os.makedirs(out_dir, exist_ok=True)
     with open(json_path, "w") as fh:
-        json.dump({"dates": dates, "scaling": scaling, "beta_64k": betarows,
+        json.dump({"dates": dates, "loads": loads, "scaling": scaling,
+                   "beta_64k": betarows,
                    "error": rows, "backward": grad, "efficiency": eff}, fh,
                   indent=1)
     lines = ["# Polynomial method vs exact (CPU, forward, non-causal)", "",
              "- Measured (per section, " + ", ".join(
                  f"{k}: {v}" for k, v in sorted(dates.items())) + "); "
-             "2 cores; command: `.venv/bin/python bench/run_poly_bench.py"
+             "2 cores (shared; 1-minute load average at the start of each "
+             "section / the end of its run: " + (", ".join(
+                 f"{k}: {v[0]}/{v[-1]}" for k, v in sorted(loads.items()))
+                 or "not recorded") + "); "
+             "command: `.venv/bin/python bench/run_poly_bench.py"
              f"{' --quick' if args.quick else ''}` (`--sections=...` re-measures "
              "a subset and keeps the rest)",
              "- B = H = 1, rows scaled to the certificate beta given per row, "
@@ -304,12 +357,16 @@ def main():
                          f"{t[65536]['exact_ms'] / t[8192]['exact_ms']:.1f} "
                          "(exact; quadratic would be 64)")
     if betarows:
+        ranges = fitted_ranges(dump, eps)
         lines += ["", "## Speedup at n = 64k, d = 16 across beta (epsilon = "
-                  "1e-3; the certificate picks g = 3 up to its fitted range B_3 = 0.5, "
-                  "g = 4 up to B_4 = 1)", "", "| beta | exact ms | polynomial ms | speedup "
-                  "| err |", "|---:|---:|---:|---:|---:|"]
+                  "1e-3, minimax; the certificate picks the least g whose "
+                  "fitted range covers beta: " + ", ".join(
+                      f"B_{g} = {b:.4f}" for g, b in sorted(ranges.items()))
+                  + ")", "", "| beta | g | exact ms | polynomial ms | speedup "
+                  "| err |", "|---:|---:|---:|---:|---:|---:|"]
         for r in betarows:
-            lines.append(f"| {r['beta']:.3f} | {r['exact_ms']:.1f} | "
+            lines.append(f"| {r['beta']:.3f} | {r.get('degree', '?')} | "
+                         f"{r['exact_ms']:.1f} | "
                          f"{r['poly_ms']:.1f} | {r['speedup']:.1f} | "
                          f"{r['err']:.1e} |")
     lines += ["", "## Backward (d = 16, beta = 0.9, minimax, epsilon = 1e-3)",

@@ -19,9 +19,14 @@
 //       {"degree", "eps", "beta_limit"} (Taylor)
 //   poly-approx-dump --table=delta|tightness|least
 //       the Markdown tables of docs/Polynomial.md
+//   poly-approx-dump --candidate --family=minimax --degree=3 --eps=1e-3
+//       the compiled candidate of ropeattn-expand-polynomial
+//       (cost::widestPolyCandidate): the fit on its widest range as JSON
+//       ("null" if none)
 //
 //===----------------------------------------------------------------------===//
 
+#include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
 
 #include <cmath>
@@ -193,7 +198,7 @@ void printTable(const std::string &kind) {
 int main(int argc, char **argv) {
   std::string families = "taylor", degrees, betas, eps, delta, table;
   int maxDegree = kMaxDegree;
-  bool least = false, bounds = false, betaLimit = false;
+  bool least = false, bounds = false, betaLimit = false, candidate = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto value = [&](const char *name) -> const char * {
@@ -222,13 +227,16 @@ int main(int argc, char **argv) {
       bounds = true;
     else if (arg == "--beta-limit")
       betaLimit = true;
+    else if (arg == "--candidate")
+      candidate = true;
     else if (arg == "--help" || arg == "-h") {
       std::printf("usage: poly-approx-dump --family=F[,F] --degree=G[-G][,G] "
                   "--beta=B[,B]\n       poly-approx-dump --least --family=F "
                   "--beta=B --eps=E [--max-degree=G]\n       poly-approx-dump "
                   "--bounds --delta=D\n       poly-approx-dump --beta-limit "
                   "--degree=G --eps=E\n       poly-approx-dump "
-                  "--table=delta|tightness|least\n");
+                  "--table=delta|tightness|least\n       poly-approx-dump "
+                  "--candidate --family=F --degree=G --eps=E\n");
       return 0;
     } else
       fail("unknown argument '" + arg + "' (see --help)");
@@ -259,6 +267,17 @@ int main(int argc, char **argv) {
     if (!f)
       fail("unknown family '" + name + "' (taylor, chebyshev, minimax)");
     fams.push_back(*f);
+  }
+  if (candidate) {
+    if (fams.size() != 1)
+      fail("--candidate takes one family");
+    int g = parseInt(degrees, "degree");
+    auto c = mlir::ropeattn::cost::widestPolyCandidate(fams[0], g,
+                                                       parseDouble(eps, "eps"));
+    // The same fit, with every field of the other modes.
+    std::printf("%s\n", c ? toJson(approximate(fams[0], g, c->betaMax)).c_str()
+                          : "null");
+    return 0;
   }
   std::vector<double> bs;
   for (const std::string &b : split(betas))

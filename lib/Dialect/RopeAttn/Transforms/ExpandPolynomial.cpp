@@ -118,6 +118,9 @@ Value features(B &bb, Value x, ArrayRef<double> coeffs, PolySide side,
       bb.b.getUnitAttr());
 }
 
+Value scanSlots(B &bb, Value states, int64_t heads, int64_t slots, int64_t w,
+                int64_t r, bool reverse);
+
 /// Builds the chunk states [heads, slots + 1, w, r]: the chunks 0..nChunks-1
 /// are split into `slots` groups of consecutive chunks; group p's sum of
 /// `contrib` (one [w, r] term per chunk, computed in parallel over heads and
@@ -130,7 +133,6 @@ Value scanStates(
     function_ref<Value(B &, Value head, Value chunk, Value acc)> contrib) {
   OpBuilder &b = bb.b;
   Location loc = bb.loc;
-  MLIRContext *ctx = b.getContext();
   auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
   OpFoldResult zero = ia(0), one = ia(1);
   int64_t per = (nChunks + slots - 1) / slots;
@@ -159,9 +161,19 @@ Value scanStates(
         ArrayRef<OpFoldResult>{one, one, ia(w), ia(r)},
         ArrayRef<OpFoldResult>{one, one, one, one});
   }
-  states = p1.getResult(0);
+  return scanSlots(bb, p1.getResult(0), heads, slots, w, r, reverse);
+}
 
-  // The scan over the slots: sequential over groups, parallel over heads.
+/// The scan of scanStates over the slots of `states` [heads, slots + 1, w,
+/// r] (each slot holding its group's sum; slot 0 (forward) or `slots`
+/// (reverse) zero): sequential over groups, parallel over heads.
+Value scanSlots(B &bb, Value states, int64_t heads, int64_t slots, int64_t w,
+                int64_t r, bool reverse) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
   auto p2 = scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(heads)},
                                   ValueRange{states}, std::nullopt);
   {
@@ -443,6 +455,110 @@ Value divRows(B &bb, Value x, Value z, Type t) {
       });
 }
 
+/// Rows per block of the backward's query phase: Φ_Q of one block stays in
+/// cache through the products that read it (docs/Design.md, "Skinny
+/// products").
+constexpr int64_t kQueryRows = 64;
+
+/// One block of query rows of the polynomial backward's query phase.
+struct QueryBlock {
+  Value phiQ; // Φ_Qᵀ [r, rows]
+  Value gs;   // [dO/Ẑ | −D/Ẑ] [rows, Dv + 1]
+  Value dq;   // [rows, D], divided by Ẑ
+  Value z;    // Ẑ [rows] (polynomial plus exact part)
+  Value d;    // D = dO·o [rows]
+};
+
+/// The query rows [i0, i0 + rows) of head bh (key head kvh) against the key
+/// state `state` [Dv + 1, r] of the cf fully visible key chunks, plus (causal)
+/// the exact exponentials of the keys [cf·C, i0 + rows + M − N):
+///   Ẑ = KV[Dv, :]·Φ_Q (+ Σ e), D = dO·o,
+///   dq = (J_φQᵀ·(KVᵀ·[dO | −D]ᵀ) + s·Σ_j e_ij (dO_i·v_j − D_i) k_j)/Ẑ.
+QueryBlock queryBlock(B &bb, const Shape &sh, Value q, Value k, Value v,
+                      Value o, Value dO, ArrayRef<double> c, Value state,
+                      Value cf, Value bh, Value kvh, Value i0, Value rows,
+                      int64_t chunk, int64_t r) {
+  OpBuilder &b = bb.b;
+  Location loc = bb.loc;
+  MLIRContext *ctx = b.getContext();
+  auto ia = [&](int64_t x) -> OpFoldResult { return b.getIndexAttr(x); };
+  OpFoldResult zero = ia(0), one = ia(1);
+  Type t = sh.t;
+  int64_t w = sh.dv + 1;
+  double scale = sh.scale;
+  SmallVector<AffineMap> plain = {amap(ctx, 3, {0, 2}), amap(ctx, 3, {2, 1}),
+                                  amap(ctx, 3, {0, 1})};
+  SmallVector<AffineMap> transA = {amap(ctx, 3, {2, 0}), amap(ctx, 3, {2, 1}),
+                                   amap(ctx, 3, {0, 1})};
+  SmallVector<AffineMap> transB = {amap(ctx, 3, {0, 2}), amap(ctx, 3, {1, 2}),
+                                   amap(ctx, 3, {0, 1})};
+  Value qt = bb.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
+  Value ot = bb.slice(o, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
+  Value dOt = bb.slice(dO, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
+  Value phiQ = features(bb, qt, c, PolySide::Query, scale, r);
+  // Ẑ (polynomial part) = KV[Dv, :]·Φ_Qᵀ.
+  Value zrow = bb.matmul(bb.slice(state, {ia(sh.dv), zero}, {one, ia(r)}, 0),
+                         phiQ, bb.filled({one, rows}, t, 0.0), plain);
+  Value z = tensor::CollapseShapeOp::create(
+      b, loc, zrow, ArrayRef<ReassociationIndices>{{0, 1}});
+  // D_i = dO_i·o_i.
+  Value dd = bb.generic(
+      ValueRange{dOt, ot}, bb.filled({rows}, t, 0.0),
+      {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1}), amap(ctx, 2, {0})},
+      {kPar, kRed}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+        Value m = arith::MulFOp::create(b2, l2, a[0], a[1]);
+        linalg::YieldOp::create(
+            b2, l2, arith::AddFOp::create(b2, l2, m, a[2]).getResult());
+      });
+  // G = [dO | −D] and Wᵀ = KVᵀ·Gᵀ : [r, rows]; dqᵀ = J_φQᵀ·W.
+  Value gm = bb.insert(dOt, bb.empty({rows, ia(w)}, t), {zero, zero},
+                       {rows, ia(sh.dv)});
+  Value negD =
+      bb.generic(ValueRange{dd}, bb.empty({rows}, t),
+                 {amap(ctx, 1, {0}), amap(ctx, 1, {0})}, {kPar},
+                 [&](OpBuilder &b2, Location l2, ValueRange a) {
+                   linalg::YieldOp::create(
+                       b2, l2, arith::NegFOp::create(b2, l2, a[0]).getResult());
+                 });
+  Value negDcol = tensor::ExpandShapeOp::create(
+      b, loc, RankedTensorType::get({ShapedType::kDynamic, 1}, t), negD,
+      ArrayRef<ReassociationIndices>{{0, 1}},
+      ArrayRef<OpFoldResult>{rows, one});
+  gm = bb.insert(negDcol, gm, {zero, ia(sh.dv)}, {rows, one});
+  // Depth Dv + 1: R = Gᵀ [w, rows], contiguous along the output columns.
+  Value gmT = transpose2d(bb, gm, rows, ia(w), t);
+  Value wt = bb.matmul(state, gmT, bb.filled({ia(r), rows}, t, 0.0), transA);
+  auto dqTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
+  Value dqT = PolyFeaturesGradOp::create(
+      b, loc, dqTType, qt, wt, b.getDenseF64ArrayAttr(c),
+      PolySideAttr::get(ctx, PolySide::Query), b.getF64FloatAttr(scale),
+      b.getUnitAttr());
+  Value dq = transpose2d(bb, dqT, ia(sh.d), rows, t);
+  if (sh.causal) {
+    // The partially visible keys [cf·C, kEnd) with exact exponentials:
+    // Ẑ += Σ_j e_ij, dq += s·Σ_j e_ij (dO_i·v_j − D_i) k_j.
+    Value kStart = bb.min(bb.mul(cf, bb.idx(chunk)), bb.idx(sh.m));
+    Value kEnd = bb.max(
+        bb.min(bb.add(bb.add(i0, rows), bb.idx(sh.shift())), bb.idx(sh.m)),
+        kStart);
+    Value cols = bb.sub(kEnd, kStart);
+    Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
+    Value vl = bb.slice(v, {kvh, kStart, zero}, {one, cols, ia(sh.dv)}, 1);
+    Value e = exactWeights(bb, sh, qt, kl, i0, kStart, rows, cols);
+    z = bb.generic(ValueRange{e}, z, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0})},
+                   {kPar, kRed}, [&](OpBuilder &b2, Location l2, ValueRange a) {
+                     linalg::YieldOp::create(
+                         b2, l2,
+                         arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
+                   });
+    Value dp = bb.matmul(dOt, vl, bb.filled({rows, cols}, t, 0.0), transB);
+    // dS' = s·e ⊙ (dP − D).
+    Value ds = scaledDs(bb, e, dd, dp, t, scale);
+    dq = bb.matmul(ds, kl, dq, plain);
+  }
+  return {phiQ, divRows(bb, gm, z, t), divRows(bb, dq, z, t), z, dd};
+}
+
 /// The polynomial backward for one degree: the exact gradient of the
 /// polynomial forward above (same weights P_ij = p(ℓ_ij) on fully visible
 /// key chunks, e^{ℓ_ij} on the partial ones), with Ẑ_i = Σ_j P_ij recomputed
@@ -490,166 +606,102 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
     return SmallVector<AffineMap>{amap(ctx, 3, {2, 0}), amap(ctx, 3, {1, 2}),
                                   amap(ctx, 3, {0, 1})};
   };
-  auto kvHeadOf = [&](B &x, Value bh) {
-    return x.add(x.mul(x.div(bh, x.idx(sh.hq)), x.idx(sh.hk)),
-                 x.div(x.rem(bh, x.idx(sh.hq)), x.idx(sh.group)));
-  };
   auto rowsOf = [&](B &x, Value i0) {
     return x.min(x.idx(chunk), x.sub(x.idx(sh.n), i0));
   };
 
   auto [states, u] = buildKeyStates(bb, sh, k, v, c, chunk);
 
-  // Phase Q, per (query head, query chunk): Ẑ, D and dq.
+  // Phase Q, per (key head, group of query chunks): for each query head of
+  // the GQA group, each chunk of the group and each block of kQueryRows rows,
+  // Φ_Q is generated once and serves Ẑ, D, dq and the block's query-state
+  // term Φ_Q(q)ᵀ·Gs, Gs = [dO/Ẑ | −D/Ẑ] (summed per group into the slots of
+  // the reverse scan below).
+  int64_t perQ = (nq + slotsQ - 1) / slotsQ;
   Value dqInit = bb.empty({ia(sh.bhq), ia(sh.n), ia(sh.d)}, t);
   Value zInit = bb.empty({ia(sh.bhq), ia(sh.n)}, t);
   Value dInit = bb.empty({ia(sh.bhq), ia(sh.n)}, t);
-  auto pq =
-      scf::ForallOp::create(b, loc, ArrayRef<OpFoldResult>{ia(sh.bhq), ia(nq)},
-                            ValueRange{dqInit, zInit, dInit}, std::nullopt);
+  Value sqInit = bb.filled({ia(sh.bhk), ia(slotsQ + 1), ia(w), ia(r)}, t, 0.0);
+  auto pq = scf::ForallOp::create(
+      b, loc, ArrayRef<OpFoldResult>{ia(sh.bhk), ia(slotsQ)},
+      ValueRange{dqInit, zInit, dInit, sqInit}, std::nullopt);
   {
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(pq.getBody());
-    Value bh = pq.getInductionVar(0), qc = pq.getInductionVar(1);
-    Value i0 = bb.mul(qc, bb.idx(chunk));
-    Value rows = rowsOf(bb, i0);
-    Value kvh = kvHeadOf(bb, bh);
-    Value qt = bb.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
-    Value ot = bb.slice(o, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
-    Value dOt = bb.slice(dO, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
-    Value phiQ = features(bb, qt, c, PolySide::Query, scale, r);
-    Value cf = fullyVisibleChunks(bb, sh, i0, chunk, slotsK);
-    Value state =
-        bb.slice(states, {kvh, cf, zero, zero}, {one, one, ia(w), ia(r)}, 2);
-    // Ẑ (polynomial part) = KV[Dv, :]·Φ_Qᵀ.
-    Value zrow = bb.matmul(bb.slice(state, {ia(sh.dv), zero}, {one, ia(r)}, 0),
-                           phiQ, bb.filled({one, rows}, t, 0.0), plain());
-    Value z = tensor::CollapseShapeOp::create(
-        b, loc, zrow, ArrayRef<ReassociationIndices>{{0, 1}});
-    // D_i = dO_i·o_i.
-    Value dd = bb.generic(
-        ValueRange{dOt, ot}, bb.filled({rows}, t, 0.0),
-        {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0, 1}), amap(ctx, 2, {0})},
-        {kPar, kRed}, [&](OpBuilder &b2, Location l2, ValueRange a) {
-          Value m = arith::MulFOp::create(b2, l2, a[0], a[1]);
-          linalg::YieldOp::create(
-              b2, l2, arith::AddFOp::create(b2, l2, m, a[2]).getResult());
+    Value uu = pq.getInductionVar(0), pp = pq.getInductionVar(1);
+    Value c0 = bb.min(bb.mul(pp, bb.idx(perQ)), bb.idx(nq));
+    Value c1 = bb.min(bb.add(c0, bb.idx(perQ)), bb.idx(nq));
+    Value r0 = bb.min(bb.mul(c0, bb.idx(chunk)), bb.idx(sh.n));
+    Value r1 = bb.min(bb.mul(c1, bb.idx(chunk)), bb.idx(sh.n));
+    Value rowsG = bb.sub(r1, r0);
+    Value first = bb.add(bb.mul(bb.div(uu, bb.idx(sh.hk)), bb.idx(sh.hq)),
+                         bb.mul(bb.rem(uu, bb.idx(sh.hk)), bb.idx(sh.group)));
+    SmallVector<Value> init = {bb.empty({ia(sh.group), rowsG, ia(sh.d)}, t),
+                               bb.empty({ia(sh.group), rowsG}, t),
+                               bb.empty({ia(sh.group), rowsG}, t),
+                               bb.filled({ia(w), ia(r)}, t, 0.0)};
+    auto hloop = scf::ForOp::create(
+        b, loc, bb.idx(0), bb.idx(sh.group), bb.idx(1), init,
+        [&](OpBuilder &hb, Location hl, Value gh, ValueRange hit) {
+          B h{hb, hl};
+          Value bh = h.add(first, gh);
+          auto cloop = scf::ForOp::create(
+              hb, hl, c0, c1, h.idx(1), hit,
+              [&](OpBuilder &cb, Location cl, Value qc, ValueRange cit) {
+                B x{cb, cl};
+                Value ic = x.mul(qc, x.idx(chunk));
+                Value iEnd = x.add(ic, rowsOf(x, ic));
+                Value cf = fullyVisibleChunks(x, sh, ic, chunk, slotsK);
+                Value state = x.slice(states, {uu, cf, zero, zero},
+                                      {one, one, ia(w), ia(r)}, 2);
+                auto sloop = scf::ForOp::create(
+                    cb, cl, ic, iEnd, x.idx(kQueryRows), cit,
+                    [&](OpBuilder &sb, Location sl, Value i0, ValueRange it) {
+                      B y{sb, sl};
+                      Value rows = y.min(y.idx(kQueryRows), y.sub(iEnd, i0));
+                      QueryBlock qb =
+                          queryBlock(y, sh, q, k, v, o, dO, c, state, cf, bh,
+                                     uu, i0, rows, chunk, r);
+                      Value acc = y.matmul(qb.gs, qb.phiQ, it[3], transAB());
+                      Value at = y.sub(i0, r0);
+                      Value dqG = y.insert(qb.dq, it[0], {gh, at, zero},
+                                           {one, rows, ia(sh.d)});
+                      Value zG = y.insert(qb.z, it[1], {gh, at}, {one, rows});
+                      Value dG = y.insert(qb.d, it[2], {gh, at}, {one, rows});
+                      scf::YieldOp::create(sb, sl,
+                                           ValueRange{dqG, zG, dG, acc});
+                    });
+                scf::YieldOp::create(cb, cl, sloop.getResults());
+              });
+          scf::YieldOp::create(hb, hl, cloop.getResults());
         });
-    // G = [dO | −D] and Wᵀ = KVᵀ·Gᵀ : [r, rows]; dqᵀ = J_φQᵀ·W.
-    Value gm = bb.insert(dOt, bb.empty({rows, ia(w)}, t), {zero, zero},
-                         {rows, ia(sh.dv)});
-    Value negD = bb.generic(
-        ValueRange{dd}, bb.empty({rows}, t),
-        {amap(ctx, 1, {0}), amap(ctx, 1, {0})}, {kPar},
-        [&](OpBuilder &b2, Location l2, ValueRange a) {
-          linalg::YieldOp::create(
-              b2, l2, arith::NegFOp::create(b2, l2, a[0]).getResult());
-        });
-    Value negDcol = tensor::ExpandShapeOp::create(
-        b, loc, RankedTensorType::get({ShapedType::kDynamic, 1}, t), negD,
-        ArrayRef<ReassociationIndices>{{0, 1}},
-        ArrayRef<OpFoldResult>{rows, one});
-    gm = bb.insert(negDcol, gm, {zero, ia(sh.dv)}, {rows, one});
-    // Depth Dv + 1: R = Gᵀ [w, rows], contiguous along the output columns.
-    Value gmT = transpose2d(bb, gm, rows, ia(w), t);
-    Value wt =
-        bb.matmul(state, gmT, bb.filled({ia(r), rows}, t, 0.0), transA());
-    auto dqTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
-    Value dqT = PolyFeaturesGradOp::create(
-        b, loc, dqTType, qt, wt, b.getDenseF64ArrayAttr(c),
-        PolySideAttr::get(ctx, PolySide::Query), b.getF64FloatAttr(scale),
-        b.getUnitAttr());
-    Value dq = transpose2d(bb, dqT, ia(sh.d), rows, t);
-    if (sh.causal) {
-      // The partially visible keys [cf·C, kEnd) with exact exponentials:
-      // Ẑ += Σ_j e_ij, dq += s·Σ_j e_ij (dO_i·v_j − D_i) k_j.
-      Value kStart = bb.min(bb.mul(cf, bb.idx(chunk)), bb.idx(sh.m));
-      Value kEnd = bb.max(
-          bb.min(bb.add(bb.add(i0, rows), bb.idx(sh.shift())), bb.idx(sh.m)),
-          kStart);
-      Value cols = bb.sub(kEnd, kStart);
-      Value kl = bb.slice(k, {kvh, kStart, zero}, {one, cols, ia(sh.d)}, 1);
-      Value vl = bb.slice(v, {kvh, kStart, zero}, {one, cols, ia(sh.dv)}, 1);
-      Value e = exactWeights(bb, sh, qt, kl, i0, kStart, rows, cols);
-      z = bb.generic(
-          ValueRange{e}, z, {amap(ctx, 2, {0, 1}), amap(ctx, 2, {0})},
-          {kPar, kRed}, [&](OpBuilder &b2, Location l2, ValueRange a) {
-            linalg::YieldOp::create(
-                b2, l2, arith::AddFOp::create(b2, l2, a[0], a[1]).getResult());
-          });
-      Value dp = bb.matmul(dOt, vl, bb.filled({rows, cols}, t, 0.0), transB());
-      // dS' = s·e ⊙ (dP − D).
-      Value ds = scaledDs(bb, e, dd, dp, t, scale);
-      dq = bb.matmul(ds, kl, dq, plain());
-    }
-    dq = divRows(bb, dq, z, t);
     b.setInsertionPointToStart(pq.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
-        b, loc, dq, pq.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{bh, i0, zero},
-        ArrayRef<OpFoldResult>{one, rows, ia(sh.d)},
+        b, loc, hloop.getResult(0), pq.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{first, r0, zero},
+        ArrayRef<OpFoldResult>{ia(sh.group), rowsG, ia(sh.d)},
         ArrayRef<OpFoldResult>{one, one, one});
+    for (unsigned i : {1u, 2u})
+      tensor::ParallelInsertSliceOp::create(
+          b, loc, hloop.getResult(i), pq.getRegionIterArgs()[i],
+          ArrayRef<OpFoldResult>{first, r0},
+          ArrayRef<OpFoldResult>{ia(sh.group), rowsG},
+          ArrayRef<OpFoldResult>{one, one});
+    // Reverse scan: group pp's sum goes to slot pp.
     tensor::ParallelInsertSliceOp::create(
-        b, loc, z, pq.getRegionIterArgs()[1], ArrayRef<OpFoldResult>{bh, i0},
-        ArrayRef<OpFoldResult>{one, rows}, ArrayRef<OpFoldResult>{one, one});
-    tensor::ParallelInsertSliceOp::create(
-        b, loc, dd, pq.getRegionIterArgs()[2], ArrayRef<OpFoldResult>{bh, i0},
-        ArrayRef<OpFoldResult>{one, rows}, ArrayRef<OpFoldResult>{one, one});
+        b, loc, hloop.getResult(3), pq.getRegionIterArgs()[3],
+        ArrayRef<OpFoldResult>{uu, pp, zero, zero},
+        ArrayRef<OpFoldResult>{one, one, ia(w), ia(r)},
+        ArrayRef<OpFoldResult>{one, one, one, one});
   }
   Value dqAll = pq.getResult(0), zAll = pq.getResult(1), dAll = pq.getResult(2);
+  // Query states, reverse-scanned over the groups of query chunks: slot t =
+  // the sum over the groups ≥ t.
+  Value qstates =
+      scanSlots(bb, pq.getResult(3), sh.bhk, slotsQ, w, r, /*reverse=*/true);
 
-  // Gs = [dO/Ẑ | −D/Ẑ] : [BHq, N, Dv + 1].
-  Value gs = bb.generic(
-      ValueRange{zAll, dAll}, bb.empty({ia(sh.bhq), ia(sh.n), ia(w)}, t),
-      {amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1, 2})},
-      {kPar, kPar, kPar}, [&](OpBuilder &b2, Location l2, ValueRange a) {
-        Value bi = linalg::IndexOp::create(b2, l2, 0);
-        Value ni = linalg::IndexOp::create(b2, l2, 1);
-        Value ci = linalg::IndexOp::create(b2, l2, 2);
-        Value dvIdx = arith::ConstantIndexOp::create(b2, l2, sh.dv);
-        Value isLast =
-            arith::CmpIOp::create(b2, l2, arith::CmpIPredicate::eq, ci, dvIdx);
-        Value cc = arith::SelectOp::create(
-            b2, l2, isLast, arith::ConstantIndexOp::create(b2, l2, 0), ci);
-        Value doV =
-            tensor::ExtractOp::create(b2, l2, dO, ValueRange{bi, ni, cc});
-        Value num = arith::SelectOp::create(
-            b2, l2, isLast, arith::NegFOp::create(b2, l2, a[1]), doV);
-        Value zero =
-            arith::ConstantOp::create(b2, l2, t, b2.getFloatAttr(t, 0.0));
-        Value isZero = arith::CmpFOp::create(b2, l2, arith::CmpFPredicate::OEQ,
-                                             a[0], zero);
-        Value qv = arith::DivFOp::create(b2, l2, num, a[0]);
-        linalg::YieldOp::create(
-            b2, l2,
-            arith::SelectOp::create(b2, l2, isZero, zero, qv).getResult());
-      });
-
-  // Query states, reverse-scanned over query chunks: slot t = Σ over the
-  // query chunks ≥ t of Σ_{group heads} Φ_Q(q)ᵀ·Gs.
-  Value qstates = scanStates(
-      bb, sh.bhk, nq, slotsQ, w, r, t, /*reverse=*/true,
-      [&](B &x, Value uu, Value cc, Value acc) {
-        Value i0 = x.mul(cc, x.idx(chunk));
-        Value rows = rowsOf(x, i0);
-        Value first = x.add(x.mul(x.div(uu, x.idx(sh.hk)), x.idx(sh.hq)),
-                            x.mul(x.rem(uu, x.idx(sh.hk)), x.idx(sh.group)));
-        auto loop = scf::ForOp::create(
-            x.b, x.loc, x.idx(0), x.idx(sh.group), x.idx(1), ValueRange{acc},
-            [&](OpBuilder &hb, Location hl, Value gh, ValueRange it) {
-              B h{hb, hl};
-              Value bh = h.add(first, gh);
-              Value qt = h.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
-              Value gt = h.slice(gs, {bh, i0, zero}, {one, rows, ia(w)}, 1);
-              Value phiQ = features(h, qt, c, PolySide::Query, scale, r);
-              // acc(w, a) += Σ_i Gs(i, w)·Φ_Qᵀ(a, i).
-              scf::YieldOp::create(hb, hl,
-                                   h.matmul(gt, phiQ, it[0], transAB()));
-            });
-        return loop.getResult(0);
-      });
-
-  // Phase K, per (key head, key chunk): dk, dv.
+  // Phase K, per (key head, key chunk), per block of kKeyRows keys (Φ_K of a
+  // block stays in cache): dk, dv.
   Value dkInit = bb.empty({ia(sh.bhk), ia(sh.m), ia(sh.d)}, t);
   Value dvInit = bb.empty({ia(sh.bhk), ia(sh.m), ia(sh.dv)}, t);
   auto pk =
@@ -659,11 +711,9 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
     OpBuilder::InsertionGuard guard(b);
     b.setInsertionPointToStart(pk.getBody());
     Value uu = pk.getInductionVar(0), kc = pk.getInductionVar(1);
-    Value j0 = bb.mul(kc, bb.idx(chunk));
-    Value cols = bb.min(bb.idx(chunk), bb.sub(bb.idx(sh.m), j0));
-    Value kt = bb.slice(k, {uu, j0, zero}, {one, cols, ia(sh.d)}, 1);
-    Value vt = bb.slice(v, {uu, j0, zero}, {one, cols, ia(sh.dv)}, 1);
-    Value ut = bb.slice(u, {uu, j0, zero}, {one, cols, ia(w)}, 1);
+    Value jc = bb.mul(kc, bb.idx(chunk));
+    Value colsC = bb.min(bb.idx(chunk), bb.sub(bb.idx(sh.m), jc));
+    Value jEnd = bb.add(jc, colsC);
     // The first query chunk that sees key chunk c through the polynomial:
     // cf(qc) > c ⟺ qc ≥ ⌈((c + 1)·C − (M − N) − 1)/C⌉.
     Value qStart = bb.idx(0);
@@ -675,68 +725,86 @@ buildPolyBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
     }
     Value st = bb.slice(qstates, {uu, qStart, zero, zero},
                         {one, one, ia(w), ia(r)}, 2);
-    Value phiK = features(bb, kt, c, PolySide::Key, scale, r);
-    // dvᵀ(c, j) = Σ_a SQ(c, a)·Φ_Kᵀ(a, j).
-    Value dvT = bb.matmul(bb.slice(st, {zero, zero}, {ia(sh.dv), ia(r)}, 0),
-                          phiK, bb.filled({ia(sh.dv), cols}, t, 0.0), plain());
-    Value dv = transpose2d(bb, dvT, ia(sh.dv), cols, t);
-    Value utT = transpose2d(bb, ut, cols, ia(w), t);
-    Value wkt = bb.matmul(st, utT, bb.filled({ia(r), cols}, t, 0.0), transA());
-    auto dkTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
-    Value dkT = PolyFeaturesGradOp::create(
-        b, loc, dkTType, kt, wkt, b.getDenseF64ArrayAttr(c),
-        PolySideAttr::get(ctx, PolySide::Key), b.getF64FloatAttr(scale),
-        b.getUnitAttr());
-    Value dk = transpose2d(bb, dkT, ia(sh.d), cols, t);
-    if (sh.causal) {
-      // Exact part: the query chunks [qLo, qStart) see key chunk c partly;
-      // qLo is the chunk of the first row that sees key c·C.
-      Value lo = arith::FloorDivSIOp::create(
-          b, loc, bb.sub(j0, bb.idx(sh.shift())), bb.idx(chunk));
-      Value qLo = bb.min(bb.max(lo, bb.idx(0)), bb.idx(nq));
-      Value first = bb.add(bb.mul(bb.div(uu, bb.idx(sh.hk)), bb.idx(sh.hq)),
-                           bb.mul(bb.rem(uu, bb.idx(sh.hk)), bb.idx(sh.group)));
-      auto qloop = scf::ForOp::create(
-          b, loc, qLo, qStart, bb.idx(1), ValueRange{dk, dv},
-          [&](OpBuilder &qb, Location ql, Value qc, ValueRange qit) {
-            B x{qb, ql};
-            Value i0 = x.mul(qc, x.idx(chunk));
-            Value rows = rowsOf(x, i0);
-            auto hloop = scf::ForOp::create(
-                qb, ql, x.idx(0), x.idx(sh.group), x.idx(1), qit,
-                [&](OpBuilder &hb, Location hl, Value gh, ValueRange it) {
-                  B h{hb, hl};
-                  Value bh = h.add(first, gh);
-                  Value qt =
-                      h.slice(q, {bh, i0, zero}, {one, rows, ia(sh.d)}, 1);
-                  Value dOt =
-                      h.slice(dO, {bh, i0, zero}, {one, rows, ia(sh.dv)}, 1);
-                  Value zt = h.slice(zAll, {bh, i0}, {one, rows}, 1);
-                  Value dt = h.slice(dAll, {bh, i0}, {one, rows}, 1);
-                  Value e = exactWeights(h, sh, qt, kt, i0, j0, rows, cols);
-                  Value a = divRows(h, e, zt, t); // A_ij = e_ij/Ẑ_i
-                  Value dvN = h.matmul(a, dOt, it[1], transA());
-                  Value dp = h.matmul(dOt, vt, h.filled({rows, cols}, t, 0.0),
-                                      transB());
-                  Value ds = scaledDs(h, a, dt, dp, t, scale);
-                  Value dkN = h.matmul(ds, qt, it[0], transA());
-                  scf::YieldOp::create(hb, hl, ValueRange{dkN, dvN});
+    Value sqV = bb.slice(st, {zero, zero}, {ia(sh.dv), ia(r)}, 0);
+    Value first = bb.add(bb.mul(bb.div(uu, bb.idx(sh.hk)), bb.idx(sh.hq)),
+                         bb.mul(bb.rem(uu, bb.idx(sh.hk)), bb.idx(sh.group)));
+    auto kloop = scf::ForOp::create(
+        b, loc, jc, jEnd, bb.idx(kKeyRows),
+        ValueRange{bb.empty({colsC, ia(sh.d)}, t),
+                   bb.empty({colsC, ia(sh.dv)}, t)},
+        [&](OpBuilder &kb, Location kl, Value j0, ValueRange kit) {
+          B y{kb, kl};
+          Value cols = y.min(y.idx(kKeyRows), y.sub(jEnd, j0));
+          Value kt = y.slice(k, {uu, j0, zero}, {one, cols, ia(sh.d)}, 1);
+          Value vt = y.slice(v, {uu, j0, zero}, {one, cols, ia(sh.dv)}, 1);
+          Value ut = y.slice(u, {uu, j0, zero}, {one, cols, ia(w)}, 1);
+          Value phiK = features(y, kt, c, PolySide::Key, scale, r);
+          // dvᵀ(c, j) = Σ_a SQ(c, a)·Φ_Kᵀ(a, j).
+          Value dvT =
+              y.matmul(sqV, phiK, y.filled({ia(sh.dv), cols}, t, 0.0), plain());
+          Value dv = transpose2d(y, dvT, ia(sh.dv), cols, t);
+          Value utT = transpose2d(y, ut, cols, ia(w), t);
+          Value wkt =
+              y.matmul(st, utT, y.filled({ia(r), cols}, t, 0.0), transA());
+          auto dkTType = RankedTensorType::get({sh.d, ShapedType::kDynamic}, t);
+          Value dkT = PolyFeaturesGradOp::create(
+              kb, kl, dkTType, kt, wkt, kb.getDenseF64ArrayAttr(c),
+              PolySideAttr::get(ctx, PolySide::Key), kb.getF64FloatAttr(scale),
+              kb.getUnitAttr());
+          Value dk = transpose2d(y, dkT, ia(sh.d), cols, t);
+          if (sh.causal) {
+            // Exact part: the query chunks [qLo, qStart) see key chunk c
+            // partly; qLo is the chunk of the first row that sees key j0.
+            Value lo = arith::FloorDivSIOp::create(
+                kb, kl, y.sub(j0, y.idx(sh.shift())), y.idx(chunk));
+            Value qLo = y.min(y.max(lo, y.idx(0)), y.idx(nq));
+            auto qloop = scf::ForOp::create(
+                kb, kl, qLo, qStart, y.idx(1), ValueRange{dk, dv},
+                [&](OpBuilder &qb, Location ql, Value qc, ValueRange qit) {
+                  B x{qb, ql};
+                  Value i0 = x.mul(qc, x.idx(chunk));
+                  Value rows = rowsOf(x, i0);
+                  auto hloop = scf::ForOp::create(
+                      qb, ql, x.idx(0), x.idx(sh.group), x.idx(1), qit,
+                      [&](OpBuilder &hb, Location hl, Value gh, ValueRange it) {
+                        B h{hb, hl};
+                        Value bh = h.add(first, gh);
+                        Value qt = h.slice(q, {bh, i0, zero},
+                                           {one, rows, ia(sh.d)}, 1);
+                        Value dOt = h.slice(dO, {bh, i0, zero},
+                                            {one, rows, ia(sh.dv)}, 1);
+                        Value zt = h.slice(zAll, {bh, i0}, {one, rows}, 1);
+                        Value dt = h.slice(dAll, {bh, i0}, {one, rows}, 1);
+                        Value e =
+                            exactWeights(h, sh, qt, kt, i0, j0, rows, cols);
+                        Value a = divRows(h, e, zt, t); // A_ij = e_ij/Ẑ_i
+                        Value dvN = h.matmul(a, dOt, it[1], transA());
+                        Value dp = h.matmul(
+                            dOt, vt, h.filled({rows, cols}, t, 0.0), transB());
+                        Value ds = scaledDs(h, a, dt, dp, t, scale);
+                        Value dkN = h.matmul(ds, qt, it[0], transA());
+                        scf::YieldOp::create(hb, hl, ValueRange{dkN, dvN});
+                      });
+                  scf::YieldOp::create(qb, ql, hloop.getResults());
                 });
-            scf::YieldOp::create(qb, ql, hloop.getResults());
-          });
-      dk = qloop.getResult(0);
-      dv = qloop.getResult(1);
-    }
+            dk = qloop.getResult(0);
+            dv = qloop.getResult(1);
+          }
+          Value at = y.sub(j0, jc);
+          Value dkC = y.insert(dk, kit[0], {at, zero}, {cols, ia(sh.d)});
+          Value dvC = y.insert(dv, kit[1], {at, zero}, {cols, ia(sh.dv)});
+          scf::YieldOp::create(kb, kl, ValueRange{dkC, dvC});
+        });
     b.setInsertionPointToStart(pk.getTerminator().getBody());
     tensor::ParallelInsertSliceOp::create(
-        b, loc, dk, pk.getRegionIterArgs()[0],
-        ArrayRef<OpFoldResult>{uu, j0, zero},
-        ArrayRef<OpFoldResult>{one, cols, ia(sh.d)},
+        b, loc, kloop.getResult(0), pk.getRegionIterArgs()[0],
+        ArrayRef<OpFoldResult>{uu, jc, zero},
+        ArrayRef<OpFoldResult>{one, colsC, ia(sh.d)},
         ArrayRef<OpFoldResult>{one, one, one});
     tensor::ParallelInsertSliceOp::create(
-        b, loc, dv, pk.getRegionIterArgs()[1],
-        ArrayRef<OpFoldResult>{uu, j0, zero},
-        ArrayRef<OpFoldResult>{one, cols, ia(sh.dv)},
+        b, loc, kloop.getResult(1), pk.getRegionIterArgs()[1],
+        ArrayRef<OpFoldResult>{uu, jc, zero},
+        ArrayRef<OpFoldResult>{one, colsC, ia(sh.dv)},
         ArrayRef<OpFoldResult>{one, one, one});
   }
   return {dqAll, pk.getResult(0), pk.getResult(1)};

@@ -8,6 +8,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
+#include <mutex>
+#include <tuple>
 
 using namespace mlir::ropeattn;
 using namespace mlir::ropeattn::cost;
@@ -31,6 +34,41 @@ std::optional<PolyCandidate> cost::polyCandidate(poly::Family family, int64_t g,
     if (auto c = make(poly::approximate(family, g, std::pow(2.0, k / 2.0))))
       return c;
   return std::nullopt;
+}
+
+std::optional<PolyCandidate>
+cost::widestPolyCandidate(poly::Family family, int64_t g, double epsilon) {
+  using Key = std::tuple<int, int64_t, double>;
+  static std::mutex mutex;
+  static std::map<Key, std::optional<PolyCandidate>> cache;
+  Key key{static_cast<int>(family), g, epsilon};
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it != cache.end())
+      return it->second;
+  }
+  std::optional<PolyCandidate> best = polyCandidate(family, g, epsilon);
+  if (best && family != poly::Family::Taylor) {
+    // The grid point above best->betaMax did not qualify (or best is at the
+    // top of the supported range).
+    double lo = best->betaMax, hi = lo * std::sqrt(2.0);
+    if (hi > poly::kMaxBeta)
+      hi = poly::kMaxBeta;
+    while (hi - lo > kRangeTolerance * lo) {
+      double mid = 0.5 * (lo + hi);
+      poly::ExpApprox a = poly::approximate(family, g, mid);
+      if (a.positive && a.delta <= epsilon && !a.coeffs.empty()) {
+        best = PolyCandidate{g, a.beta, a.delta, a.coeffs};
+        lo = mid;
+      } else {
+        hi = mid;
+      }
+    }
+  }
+  std::lock_guard<std::mutex> lock(mutex);
+  cache.emplace(key, best);
+  return best;
 }
 
 double cost::visiblePairs(const AttentionShape &s) {

@@ -109,28 +109,38 @@ func.func @bf16_rope(%q: tensor<1x10x4xbf16>, %k: tensor<1x12x4xbf16>) -> (tenso
 // -----
 
 // The backward, causal with GQA (Hq = 2, Hk = 1): the same certificate and
-// switch as the forward; per candidate the key states (forward scan), then per
-// (query head, query chunk) Ẑ, D and dq through the feature Jacobian
-// (poly_features_grad on the query side, feature-major), the query states
-// reverse-scanned over query chunks (summed over the group's heads), and per
-// (key head, key chunk) dv, dk through the key-side Jacobian plus the exact
-// exponentials of the partly visible chunks.
+// switch as the forward; per candidate the key states (forward scan), then
+// the query phase per (key head, group of query chunks) -- here one chunk per
+// group, (1, 2) -- looping over the group's query heads, the chunks and
+// blocks of 64 rows: Φ_Q is generated once per block and read by Ẑ, by the
+// query-side Jacobian (poly_features_grad after Wᵀ = KVᵀ·Gᵀ) and by the
+// block's query-state term (the [Dv + 1, r] accumulator += Gsᵀ·Φ_Qᵀ), with
+// the exact exponentials of the partly visible keys in between; then the
+// reverse scan of the query states over the groups, and per (key head, key
+// chunk) blocks of 64 keys: dv, dk through the key-side Jacobian plus the
+// exact exponentials of the partly visible chunks.
 // CHECK-LABEL: func @grad_causal_gqa
 // CHECK: %[[R:.*]]:3 = scf.index_switch %{{.*}} -> tensor<2x100x4xf32>, tensor<1x120x4xf32>, tensor<1x120x3xf32>
 // CHECK: case 0 {
 // CHECK: scf.forall {{.*}} in (1, 2)
 // CHECK: ropeattn.poly_features %{{.*}} side key transposed scale(5.000000e-01) : tensor<?x4xf32> -> tensor<5x?xf32>
-// CHECK: scf.forall {{.*}} in (2, 2)
+// CHECK: %{{.*}}:4 = scf.forall {{.*}} in (1, 2) shared_outs({{.*}}) -> (tensor<2x100x4xf32>, tensor<2x100xf32>, tensor<2x100xf32>, tensor<1x3x4x5xf32>)
+// CHECK: scf.for %{{.*}} = %c0 to %c2 step %c1 {{.*}} -> (tensor<2x?x4xf32>, tensor<2x?xf32>, tensor<2x?xf32>, tensor<4x5xf32>)
+// CHECK: scf.for
+// CHECK: scf.for {{.*}} step %c64
+// CHECK: %[[PQ:.*]] = ropeattn.poly_features %{{.*}} side query transposed
+// CHECK: linalg.matmul ins(%{{.*}}, %[[PQ]] : tensor<1x5xf32>, tensor<5x?xf32>)
 // CHECK: ropeattn.poly_features_grad %{{.*}}, %{{.*}} coefficients [{{.*}}] side query transposed scale(5.000000e-01) : tensor<?x4xf32>, tensor<5x?xf32> -> tensor<4x?xf32>
 // CHECK: math.exp
+// CHECK: linalg.matmul indexing_maps = [#{{map[0-9]*}}, #{{map[0-9]*}}, #{{map[0-9]*}}] ins(%{{.*}}, %[[PQ]] : tensor<?x4xf32>, tensor<5x?xf32>) outs(%{{.*}} : tensor<4x5xf32>)
+// CHECK-NOT: ropeattn.poly_features {{.*}} side query
 // Reverse scan: the slots run from the last query chunk down (c = 2 − i).
-// CHECK: scf.forall {{.*}} in (1, 2)
-// CHECK: scf.for {{.*}} to %c2
-// CHECK: ropeattn.poly_features %{{.*}} side query transposed
 // CHECK: scf.forall {{.*}} in (1)
 // CHECK: arith.subi %c2
 // CHECK: scf.forall {{.*}} in (1, 2)
 // CHECK: arith.ceildivsi
+// CHECK: scf.for {{.*}} step %c64
+// CHECK: ropeattn.poly_features %{{.*}} side key transposed
 // CHECK: ropeattn.poly_features_grad %{{.*}}, %{{.*}} coefficients [{{.*}}] side key transposed scale(5.000000e-01) : tensor<?x4xf32>, tensor<5x?xf32> -> tensor<4x?xf32>
 // CHECK: arith.floordivsi
 // CHECK: scf.for

@@ -35,6 +35,21 @@ struct PolyCandidate {
 std::optional<PolyCandidate> polyCandidate(poly::Family family, int64_t g,
                                            double epsilon);
 
+/// The polynomial method's candidate of degree g with the widest fitted
+/// range: polyCandidate, then, for the fitted families, bisection between its
+/// grid point B (qualifies) and the next grid point up (does not) on the
+/// range of the fit itself, to a relative width of kRangeTolerance; every
+/// range tried is fitted and certified afresh, and the returned candidate is
+/// the widest one that qualified (δ ≤ ε, positive). Taylor: as
+/// polyCandidate (already its largest range). Results are cached per
+/// (family, g, ε); thread-safe. Used by ropeattn-expand-polynomial and the
+/// polynomial estimate of ropeattn-select-method (docs/Polynomial.md §8).
+std::optional<PolyCandidate> widestPolyCandidate(poly::Family family, int64_t g,
+                                                 double epsilon);
+
+/// The relative width to which widestPolyCandidate bisects the range.
+constexpr double kRangeTolerance = 1e-3;
+
 /// The sizes the estimates depend on (B·H folded).
 struct AttentionShape {
   int64_t bhq = 0, bhk = 0, n = 0, m = 0, d = 0, dv = 0;
