@@ -30,6 +30,7 @@
 #include "ropeattn/Dialect/RopeAttn/Utils/GeneralForm.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/RowGradient.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -339,38 +340,12 @@ buildBackward(B &bb, const general::Shape &sh, Value qh, Value kh, Value v,
              d2 = getAffineDimExpr(2, ctx), d3 = getAffineDimExpr(3, ctx),
              d4 = getAffineDimExpr(4, ctx);
 
-  // D_i = dO_i·o_i.
-  Value dd = bb.generic(
-      ValueRange{dO, o}, bb.filled({ia(sh.bhq), ia(sh.n)}, t, 0.0),
-      {amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1})},
-      {kPar, kPar, kRed}, mulAdd);
-  // Gs[h, i, c] = [dO_i | −D_i]_c / Ẑ_i (0 on rows that see no key).
-  Value gs = bb.generic(
-      ValueRange{pr.nm, dd}, bb.empty({ia(sh.bhq), ia(sh.n), ia(wc)}, t),
-      {AffineMap::get(3, 0, {d0, d1, getAffineConstantExpr(sh.dv, ctx)}, ctx),
-       amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1, 2})},
-      {kPar, kPar, kPar}, [&](OpBuilder &nb, Location l, ValueRange a) {
-        B ib{nb, l};
-        Value h = linalg::IndexOp::create(nb, l, 0);
-        Value i = linalg::IndexOp::create(nb, l, 1);
-        Value c = linalg::IndexOp::create(nb, l, 2);
-        Value isLast = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, c,
-                                             ib.idx(sh.dv));
-        Value cc = arith::SelectOp::create(nb, l, isLast, ib.idx(0), c);
-        Value dov = tensor::ExtractOp::create(nb, l, dO, ValueRange{h, i, cc});
-        Value num = arith::SelectOp::create(
-            nb, l, isLast, arith::NegFOp::create(nb, l, a[1]), dov);
-        Value qv = arith::DivFOp::create(nb, l, num, a[0]);
-        Value skip = arith::OrIOp::create(
-            nb, l,
-            arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ, a[0],
-                                  ib.flt(t, 0.0)),
-            emptyRow(nb, l, sh, i));
-        linalg::YieldOp::create(
-            nb, l,
-            arith::SelectOp::create(nb, l, skip, ib.flt(t, 0.0), qv)
-                .getResult());
-      });
+  // Gs[h, i, c] = [dO_i | −D_i]_c / Ẑ_i, D_i = dO_i·o_i (0 on rows that
+  // see no key).
+  Value gs = buildRowGradient(bb, pr.nm, dO, o,
+                              [&](OpBuilder &nb, Location l, Value i) {
+                                return emptyRow(nb, l, sh, i);
+                              });
   // du[h, m, i] = coef_m·Σ_c Gs[h, i, c]·Y[h, m, i, c]  (dims h, m, i, c).
   Value du = bb.generic(
       ValueRange{pr.coef, gs, pr.y},

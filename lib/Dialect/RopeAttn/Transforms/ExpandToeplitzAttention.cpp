@@ -25,6 +25,7 @@
 #include "ropeattn/Dialect/RopeAttn/Utils/CostModel.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/MethodSwitch.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/PolynomialApprox.h"
+#include "ropeattn/Dialect/RopeAttn/Utils/RowGradient.h"
 #include "ropeattn/Dialect/RopeAttn/Utils/TensorBuilder.h"
 
 #include "mlir/Dialect/SCF/IR/SCF.h"
@@ -271,41 +272,16 @@ buildBackward(B &bb, const Shape &sh, Value q, Value k, Value v, Value o,
     linalg::YieldOp::create(nb, l,
                             arith::AddFOp::create(nb, l, p, a[2]).getResult());
   };
-  AffineExpr d0 = getAffineDimExpr(0, ctx), d1 = getAffineDimExpr(1, ctx);
 
-  // D_i = dO_i·o_i.
-  Value dd = bb.generic(
-      ValueRange{dO, o}, bb.filled({ia(sh.bhq), ia(sh.n)}, t, 0.0),
-      {amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1, 2}), amap(ctx, 3, {0, 1})},
-      {kPar, kPar, kRed}, mulAdd);
-  // Gs[h, i, c] = [dO_i | −D_i]_c / Ẑ_i (0 on rows that see no key).
-  Value gs = bb.generic(
-      ValueRange{pr.nm, dd}, bb.empty({ia(sh.bhq), ia(sh.n), ia(w)}, t),
-      {AffineMap::get(3, 0, {d0, d1, getAffineConstantExpr(sh.dv, ctx)}, ctx),
-       amap(ctx, 3, {0, 1}), amap(ctx, 3, {0, 1, 2})},
-      {kPar, kPar, kPar}, [&](OpBuilder &nb, Location l, ValueRange a) {
-        B ib{nb, l};
-        Value h = linalg::IndexOp::create(nb, l, 0);
-        Value i = linalg::IndexOp::create(nb, l, 1);
-        Value c = linalg::IndexOp::create(nb, l, 2);
-        Value isLast = arith::CmpIOp::create(nb, l, arith::CmpIPredicate::eq, c,
-                                             ib.idx(sh.dv));
-        Value cc = arith::SelectOp::create(nb, l, isLast, ib.idx(0), c);
-        Value dov = tensor::ExtractOp::create(nb, l, dO, ValueRange{h, i, cc});
-        Value num = arith::SelectOp::create(
-            nb, l, isLast, arith::NegFOp::create(nb, l, a[1]), dov);
-        Value qv = arith::DivFOp::create(nb, l, num, a[0]);
-        Value skip = arith::CmpFOp::create(nb, l, arith::CmpFPredicate::OEQ,
-                                           a[0], ib.flt(t, 0.0));
-        if (sh.causal && sh.n > sh.m)
-          skip = arith::OrIOp::create(
-              nb, l, skip,
-              arith::CmpIOp::create(nb, l, arith::CmpIPredicate::ult, i,
-                                    ib.idx(sh.n - sh.m)));
-        linalg::YieldOp::create(
-            nb, l,
-            arith::SelectOp::create(nb, l, skip, ib.flt(t, 0.0), qv)
-                .getResult());
+  // Gs[h, i, c] = [dO_i | −D_i]_c / Ẑ_i, D_i = dO_i·o_i (0 on rows that
+  // see no key: causal with N > M leaves the first N − M rows empty).
+  Value gs = buildRowGradient(
+      bb, pr.nm, dO, o, [&](OpBuilder &nb, Location l, Value i) -> Value {
+        if (!sh.causal || sh.n <= sh.m)
+          return Value();
+        return arith::CmpIOp::create(
+            nb, l, arith::CmpIPredicate::ult, i,
+            arith::ConstantIndexOp::create(nb, l, sh.n - sh.m));
       });
 
   // dq = J_Q(q)ᵀ·dφ_Q, dφ_Q[h, i, α] = Σ_c Y[h, i, α, c]·Gs[h, i, c].
