@@ -301,7 +301,8 @@ struct SkinnyMatmul : OpRewritePattern<linalg::MatmulOp> {
   /// C[i, j] += Σ_k L(i, k)·R[k, j] with a small static depth K and any
   /// number of rows: per row i, the K elements L(i, ·) are broadcast once,
   /// then every tile of `lanes` columns is C += Σ_k R[k, tile]·L(i, k)
-  /// (K vector loads of R, which stays in cache, and K FMAs per tile).
+  /// (K vector loads of R, which stays in cache, and K FMAs per tile, in two
+  /// interleaved chains).
   LogicalResult rewriteSmallDepth(linalg::MatmulOp op,
                                   PatternRewriter &rewriter, bool lhsTransposed,
                                   int64_t depth, int64_t lanes) const {
@@ -349,10 +350,20 @@ struct SkinnyMatmul : OpRewritePattern<linalg::MatmulOp> {
                                                     mask, zeroVec);
               return vector::LoadOp::create(x, xl, vecType, mem, idx);
             };
-            Value acc = load(out, {i, j0});
-            for (int64_t k = 0; k < depth; ++k)
-              acc = vector::FMAOp::create(x, xl, load(rhs, {kIdx[k], j0}),
-                                          bl[k], acc);
+            // Two partial sums (even and odd k) halve the chain of
+            // dependent FMAs per tile.
+            Value acc = load(out, {i, j0}), odd;
+            for (int64_t k = 0; k < depth; ++k) {
+              Value a = load(rhs, {kIdx[k], j0});
+              if (k % 2 == 0)
+                acc = vector::FMAOp::create(x, xl, a, bl[k], acc);
+              else if (!odd)
+                odd = arith::MulFOp::create(x, xl, a, bl[k]);
+              else
+                odd = vector::FMAOp::create(x, xl, a, bl[k], odd);
+            }
+            if (odd)
+              acc = arith::AddFOp::create(x, xl, acc, odd);
             if (mask)
               vector::MaskedStoreOp::create(x, xl, out, ValueRange{i, j0}, mask,
                                             acc);

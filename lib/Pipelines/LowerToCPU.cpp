@@ -84,6 +84,7 @@ void ropeattn::buildLowerToCPUPipeline(OpPassManager &pm,
   ropeattn::ConvertRopeAttnToLinalgOptions lowering;
   lowering.blockQ = options.blockQ;
   lowering.blockK = options.blockK;
+  lowering.vectorBits = skinnyKernelShape(options.vectorBits).first;
   pm.addPass(ropeattn::createConvertRopeAttnToLinalg(lowering));
   pm.addPass(createCanonicalizerPass());
   pm.addPass(createCSEPass());

@@ -31,10 +31,14 @@ namespace ropeattn {
 #define GEN_PASS_REGISTRATION
 #include "ropeattn/Conversion/Passes.h.inc"
 
-/// Adds the exact lowering of `ropeattn.poly_features` to linalg/tensor/arith
-/// on tensors (lib/Conversion/RopeAttnToLinalg/PolyFeatures.cpp); part of
-/// convert-ropeattn-to-linalg.
-void populatePolyFeaturesLoweringPatterns(RewritePatternSet &patterns);
+/// Adds the exact lowering of `ropeattn.poly_features` and
+/// `ropeattn.poly_features_grad` to linalg/tensor/arith on tensors
+/// (lib/Conversion/RopeAttnToLinalg/PolyFeatures.cpp); part of
+/// convert-ropeattn-to-linalg. `vectorBits` > 0 builds the transposed
+/// rank-2 Jacobian contraction as register-blocked vector loops of that
+/// width (0: loops only).
+void populatePolyFeaturesLoweringPatterns(RewritePatternSet &patterns,
+                                          int64_t vectorBits = 0);
 
 } // namespace ropeattn
 } // namespace mlir

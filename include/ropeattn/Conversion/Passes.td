@@ -61,6 +61,9 @@ def ConvertRopeAttnToLinalg : Pass<"convert-ropeattn-to-linalg"> {
            "rows of a query block">,
     Option<"blockK", "block-k", "int64_t", /*default=*/"256",
            "rows of a key block">,
+    Option<"vectorBits", "vector-bits", "int64_t", /*default=*/"0",
+           "width of the register-blocked vector loops of the transposed "
+           "ropeattn.poly_features_grad contraction (0: scalar loops)">,
   ];
   let dependentDialects = [
     "::mlir::affine::AffineDialect",
@@ -69,6 +72,7 @@ def ConvertRopeAttnToLinalg : Pass<"convert-ropeattn-to-linalg"> {
     "::mlir::math::MathDialect",
     "::mlir::scf::SCFDialect",
     "::mlir::tensor::TensorDialect",
+    "::mlir::vector::VectorDialect",
   ];
 }
 

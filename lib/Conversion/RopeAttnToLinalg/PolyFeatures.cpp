@@ -26,7 +26,9 @@
 
 #include "ropeattn/Dialect/RopeAttn/IR/RopeAttn.h"
 
+#include "mlir/Dialect/SCF/IR/SCF.h"
 #include "mlir/Dialect/Utils/StaticValueUtils.h"
+#include "mlir/Dialect/Vector/IR/VectorOps.h"
 #include "mlir/IR/PatternMatch.h"
 
 #include <cmath>
@@ -322,8 +324,14 @@ struct LowerPolyFeatures : OpRewritePattern<PolyFeaturesOp> {
 /// over the R' = C(D + g − 1, g − 1) tuples β of degree ≤ g − 1, with the
 /// compile-time tables G[β, j] = index of the feature β + e_j and C[β, j] =
 /// w_G·(β_j + 1). Cost O(N·R'·D) = O(N·R·D·g/(D + g)) multiply-adds.
+///
+/// With `vectorBits` > 0 the transposed rank-2 form (the polynomial
+/// backward's blocks, [R, N] → [D, N]) is built as register-blocked vector
+/// loops instead (buildVectorContraction); otherwise the contraction is one
+/// linalg.generic whose innermost loop runs over the rows.
 struct LowerPolyFeaturesGrad : OpRewritePattern<PolyFeaturesGradOp> {
-  using OpRewritePattern::OpRewritePattern;
+  LowerPolyFeaturesGrad(MLIRContext *ctx, int64_t vectorBits)
+      : OpRewritePattern(ctx), vectorBits(vectorBits) {}
 
   LogicalResult matchAndRewrite(PolyFeaturesGradOp op,
                                 PatternRewriter &rewriter) const override {
@@ -444,11 +452,26 @@ struct LowerPolyFeaturesGrad : OpRewritePattern<PolyFeaturesGradOp> {
             })
             .getResult(0);
 
+    Value gatherTable = indexTable(rewriter, loc, *r, {*r1, d}, gather);
+    Value coeffTable = floatTable(rewriter, loc, t, {*r1, d}, coeff);
+    Value cot = op.getCotangent();
+    int64_t lanes = vectorBits / t.getIntOrFloatBitWidth();
+    if (tr && rank == 2 && lanes >= 2 && (t.isF32() || t.isF64()) &&
+        cast<RankedTensorType>(cot.getType()).getElementType() == t) {
+      Value res =
+          buildVectorContraction(rewriter, loc, mono, gatherTable, coeffTable,
+                                 cot, sizesWith(d), t, d, *r1, lanes);
+      if (res.getType() != resType)
+        res = tensor::CastOp::create(rewriter, loc, resType, res);
+      rewriter.replaceOp(op, res);
+      return success();
+    }
+
     // The contraction over β. Iteration dims: (z.., n, j, β), or transposed
-    // (z.., j, β, n), so that the innermost loop runs over rows.
+    // (z.., β, j, n): the innermost loop runs over rows, and the transposed
+    // form reads m_β once per β with the D output rows in cache.
     unsigned dims = rank + 1;
-    unsigned nDim = tr ? nb + 2 : nb, jDim = tr ? nb : nb + 1,
-             bDim = tr ? nb + 1 : nb + 2;
+    unsigned nDim = tr ? nb + 2 : nb, jDim = nb + 1, bDim = tr ? nb : nb + 2;
     auto map = [&](ArrayRef<unsigned> res) {
       SmallVector<AffineExpr> e;
       for (unsigned x : res)
@@ -469,9 +492,6 @@ struct LowerPolyFeaturesGrad : OpRewritePattern<PolyFeaturesGradOp> {
     AffineMap outMap = tr ? with(jDim, nDim) : with(nDim, jDim);
     SmallVector<utils::IteratorType> iters(dims, utils::IteratorType::parallel);
     iters[bDim] = utils::IteratorType::reduction;
-    Value gatherTable = indexTable(rewriter, loc, *r, {*r1, d}, gather);
-    Value coeffTable = floatTable(rewriter, loc, t, {*r1, d}, coeff);
-    Value cot = op.getCotangent();
     Value res =
         linalg::GenericOp::create(
             rewriter, loc, TypeRange{out.getType()},
@@ -503,11 +523,81 @@ struct LowerPolyFeaturesGrad : OpRewritePattern<PolyFeaturesGradOp> {
     rewriter.replaceOp(op, res);
     return success();
   }
+
+  /// out[j, n] = Σ_β m[β, n]·C[β, j]·cot[G[β, j], n] for mono m [R', N],
+  /// cot [R, N], out [D, N] (sizes `outSizes`): per tile of `lanes` rows and
+  /// group of at most kMaxAccumulators output rows j, one vector accumulator
+  /// per j stays in a register through the loop over β (m_β loaded once per
+  /// β, one FMA per (β, j) on a row of cot); the last tile is masked
+  /// (out-of-bounds transfers).
+  Value buildVectorContraction(PatternRewriter &rw, Location loc, Value mono,
+                               Value gatherTable, Value coeffTable, Value cot,
+                               ArrayRef<OpFoldResult> outSizes, Type t,
+                               int64_t d, int64_t r1, int64_t lanes) const {
+    constexpr int64_t kMaxAccumulators = 16;
+    auto vecType = VectorType::get({lanes}, t);
+    Value c0 = arith::ConstantIndexOp::create(rw, loc, 0);
+    Value c1 = arith::ConstantIndexOp::create(rw, loc, 1);
+    Value zero = arith::ConstantOp::create(rw, loc, t, rw.getFloatAttr(t, 0));
+    Value zeroVec = arith::ConstantOp::create(
+        rw, loc, vecType,
+        DenseElementsAttr::get(vecType, rw.getFloatAttr(t, 0)));
+    Value init = tensor::EmptyOp::create(rw, loc, outSizes, t);
+    Value cols = tensor::DimOp::create(rw, loc, init, 1);
+    SmallVector<Value> jIdx;
+    for (int64_t j = 0; j < d; ++j)
+      jIdx.push_back(arith::ConstantIndexOp::create(rw, loc, j));
+    auto read = [&](OpBuilder &b, Location l, Value src, Value row,
+                    Value col) -> Value {
+      return vector::TransferReadOp::create(b, l, vecType, src,
+                                            ValueRange{row, col}, zero,
+                                            ArrayRef<bool>{false});
+    };
+    auto tiles = scf::ForOp::create(
+        rw, loc, c0, cols, arith::ConstantIndexOp::create(rw, loc, lanes),
+        ValueRange{init},
+        [&](OpBuilder &b, Location l, Value n0, ValueRange tileArgs) {
+          Value res = tileArgs[0];
+          for (int64_t j0 = 0; j0 < d; j0 += kMaxAccumulators) {
+            int64_t count = std::min(kMaxAccumulators, d - j0);
+            SmallVector<Value> accInit(count, zeroVec);
+            auto betas = scf::ForOp::create(
+                b, l, c0, arith::ConstantIndexOp::create(b, l, r1), c1, accInit,
+                [&](OpBuilder &bb, Location bl, Value beta, ValueRange acc) {
+                  Value m = read(bb, bl, mono, beta, n0);
+                  SmallVector<Value> next;
+                  for (int64_t j = 0; j < count; ++j) {
+                    ValueRange at{beta, jIdx[j0 + j]};
+                    Value g = arith::IndexCastUIOp::create(
+                        bb, bl, bb.getIndexType(),
+                        tensor::ExtractOp::create(bb, bl, gatherTable, at));
+                    Value c = vector::BroadcastOp::create(
+                        bb, bl, vecType,
+                        tensor::ExtractOp::create(bb, bl, coeffTable, at));
+                    Value mc = arith::MulFOp::create(bb, bl, m, c);
+                    next.push_back(vector::FMAOp::create(
+                        bb, bl, read(bb, bl, cot, g, n0), mc, acc[j]));
+                  }
+                  scf::YieldOp::create(bb, bl, next);
+                });
+            for (int64_t j = 0; j < count; ++j)
+              res = vector::TransferWriteOp::create(
+                        b, l, betas.getResult(j), res,
+                        ValueRange{jIdx[j0 + j], n0}, ArrayRef<bool>{false})
+                        .getResult();
+          }
+          scf::YieldOp::create(b, l, res);
+        });
+    return tiles.getResult(0);
+  }
+
+  int64_t vectorBits;
 };
 
 } // namespace
 
 void mlir::ropeattn::populatePolyFeaturesLoweringPatterns(
-    RewritePatternSet &patterns) {
-  patterns.add<LowerPolyFeatures, LowerPolyFeaturesGrad>(patterns.getContext());
+    RewritePatternSet &patterns, int64_t vectorBits) {
+  patterns.add<LowerPolyFeatures>(patterns.getContext());
+  patterns.add<LowerPolyFeaturesGrad>(patterns.getContext(), vectorBits);
 }

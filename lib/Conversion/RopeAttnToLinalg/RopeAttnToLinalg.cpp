@@ -1081,11 +1081,18 @@ struct ConvertRopeAttnToLinalgPass
                                 "block-k must be positive");
       return signalPassFailure();
     }
+    if (vectorBits != 0 &&
+        (vectorBits < 64 || (vectorBits & (vectorBits - 1)) != 0)) {
+      getOperation()->emitError("convert-ropeattn-to-linalg: vector-bits "
+                                "must be 0 or a power of two >= 64, got ")
+          << std::to_string(vectorBits);
+      return signalPassFailure();
+    }
     RewritePatternSet patterns(&getContext());
     patterns.add<LowerRotary>(&getContext());
     patterns.add<LowerAttention, LowerAttentionGrad>(&getContext(), blockQ,
                                                      blockK);
-    populatePolyFeaturesLoweringPatterns(patterns);
+    populatePolyFeaturesLoweringPatterns(patterns, vectorBits);
     if (failed(applyPatternsGreedily(getOperation(), std::move(patterns))))
       return signalPassFailure();
     // What is left cannot be lowered (yet): say so, precisely.

@@ -1,4 +1,7 @@
 // RUN: rope-opt %s -convert-ropeattn-to-linalg -split-input-file -verify-diagnostics | FileCheck %s
+// RUN: rope-opt %s -convert-ropeattn-to-linalg=vector-bits=512 -split-input-file -verify-diagnostics | FileCheck %s --check-prefix=VEC
+// RUN: not rope-opt %s -convert-ropeattn-to-linalg=vector-bits=48 -split-input-file 2>&1 | FileCheck %s --check-prefix=BADBITS
+// BADBITS: error: convert-ropeattn-to-linalg: vector-bits must be 0 or a power of two >= 64, got 48
 
 // ropeattn.poly_features, D = 3, g = 2, s = 0.5, c = [1, -1, 0.5], query
 // side, f16 input: R = C(5, 2) = 10 features in graded-lex order
@@ -128,13 +131,32 @@ func.func @transposed(%x: tensor<7x3xf32>) -> tensor<10x7xf32> {
 // -----
 
 // Jᵀw: the monomials of degree ≤ g − 1 (R' = C(3 + 1, 1) = 4, feature-major),
-// then one contraction over them with rows innermost, gathering w through the
-// constant table G [R', D] of the features β + e_j (indices < R = 10).
+// then one contraction over them, β outermost and rows innermost, gathering w
+// through the constant table G [R', D] of the features β + e_j (indices
+// < R = 10).
 // CHECK-LABEL: func @grad_transposed
 // CHECK-DAG: %[[G:.*]] = arith.constant dense<{{\[}}[1, 2, 3], [4, 5, 6], [5, 7, 8], [6, 8, 9]]> : tensor<4x3xi8>
 // CHECK: %[[M:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x7xf32>)
-// CHECK: linalg.generic {{.*}}iterator_types = ["parallel", "reduction", "parallel"]{{.*}} ins(%[[M]], %[[G]], %{{.*}} : tensor<4x7xf32>, tensor<4x3xi8>, tensor<4x3xf32>) outs(%{{.*}} : tensor<3x7xf32>)
+// CHECK: linalg.generic {{.*}}iterator_types = ["reduction", "parallel", "parallel"]{{.*}} ins(%[[M]], %[[G]], %{{.*}} : tensor<4x7xf32>, tensor<4x3xi8>, tensor<4x3xf32>) outs(%{{.*}} : tensor<3x7xf32>)
 // CHECK: tensor.extract %arg1[%{{.*}}, %{{.*}}] : tensor<10x7xf32>
+// With vector-bits = 512 (16 f32 lanes): one tile of rows (7 < 16, masked by
+// out-of-bounds transfers), three accumulators (D = 3) carried through the
+// loop over the R' = 4 monomials, one FMA per (β, j) on a gathered row of w.
+// VEC-LABEL: func @grad_transposed
+// VEC-DAG: %[[G:.*]] = arith.constant dense<{{\[}}[1, 2, 3], [4, 5, 6], [5, 7, 8], [6, 8, 9]]> : tensor<4x3xi8>
+// VEC-DAG: %[[C4:.*]] = arith.constant 4 : index
+// VEC: %[[M:.*]] = linalg.generic {{.*}} outs(%{{.*}} : tensor<4x7xf32>)
+// VEC: %[[ACC:.*]]:3 = scf.for %[[B:.*]] = %{{.*}} to %[[C4]] step %{{.*}} iter_args({{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>)
+// VEC: %[[MB:.*]] = vector.transfer_read %[[M]][%[[B]], %{{.*}}], %{{.*}} : tensor<4x7xf32>, vector<16xf32>
+// VEC: tensor.extract %[[G]][%[[B]], %{{.*}}] : tensor<4x3xi8>
+// VEC: %[[MC:.*]] = arith.mulf %[[MB]], %{{.*}} : vector<16xf32>
+// VEC: %[[W:.*]] = vector.transfer_read %arg1[%{{.*}}, %{{.*}}], %{{.*}} : tensor<10x7xf32>, vector<16xf32>
+// VEC: vector.fma %[[W]], %[[MC]], %{{.*}} : vector<16xf32>
+// VEC-COUNT-2: vector.fma
+// VEC: scf.yield
+// VEC-COUNT-3: vector.transfer_write %[[ACC]]#{{[0-2]}}, %{{.*}} : vector<16xf32>, tensor<3x7xf32>
+// VEC-NOT: linalg.generic
+// VEC: return
 func.func @grad_transposed(%x: tensor<7x3xf32>, %w: tensor<10x7xf32>) -> tensor<3x7xf32> {
   %0 = ropeattn.poly_features_grad %x, %w coefficients [1.0, 1.0, 0.5] side key transposed : tensor<7x3xf32>, tensor<10x7xf32> -> tensor<3x7xf32>
   return %0 : tensor<3x7xf32>

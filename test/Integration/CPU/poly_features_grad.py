@@ -10,6 +10,11 @@ docs/Spec.md ("ropeattn.poly_features_grad"): for every feature tuple
 j in it, d/dx_j of w_side * prod(x[tuple]) = w_side * count_j * prod(x[tuple
 minus one j]), summed against w in float64.
 
+Six more cases are transposed with no batch dims and larger D (4 to 20) and
+N (16 to 64): the polynomial backward's form, which rope-lower-to-cpu builds
+as register-blocked vector loops (tiles of 16 f32 / 8 f64 rows, the last one
+masked; groups of at most 16 output rows D).
+
 Tolerance, per output entry, relative to S = sum of |terms| (the natural
 scale of a sum with cancellation): f64: 1e-13; f32: (g + 2 + R') * 2^-24 * 1.01
 with R' = C(D + g - 1, g - 1): each term is a product of at most g - 1 input
@@ -86,11 +91,11 @@ def vjp(x, w, coeffs, scale, side):
 
 
 class Case:
-    def __init__(self, rng, d, g, dtype, transposed):
+    def __init__(self, rng, d, g, dtype, transposed, n=None):
         self.d, self.g, self.dtype, self.tr = d, g, dtype, transposed
-        nb = int(rng.integers(0, 3))
+        nb = int(rng.integers(0, 3)) if n is None else 0
         self.batch = [int(b) for b in rng.integers(1, 4, size=nb)]
-        self.n = int(rng.integers(1, 20))
+        self.n = int(rng.integers(1, 20)) if n is None else n
         self.coeffs = [float(c) for c in rng.standard_normal(g + 1)]
         self.scale = float(rng.choice([-1, 1]) * rng.uniform(0.1, 1.5))
         self.side = str(rng.choice(["query", "key"]))
@@ -187,6 +192,10 @@ def main():
         for g in range(5):
             for dtype in ("f64", "f32"):
                 cases.append(Case(rng, d, g, dtype, bool(rng.integers(0, 2))))
+    for d, g, dtype, n in ((16, 3, "f32", 37), (16, 4, "f64", 21),
+                           (20, 2, "f32", 50), (20, 3, "f64", 16),
+                           (17, 2, "f32", 33), (4, 4, "f32", 64)):
+        cases.append(Case(rng, d, g, dtype, True, n))
     passed = 0
     for i, case in enumerate(cases):
         try:
