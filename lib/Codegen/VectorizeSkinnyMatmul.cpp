@@ -258,19 +258,54 @@ struct SkinnyMatmul : OpRewritePattern<linalg::MatmulOp> {
         storeTile(b, l, j0, mask, blocks.getResults());
         return;
       }
+      // acc[c·n + i] += R[k, tile]·L(i, k) for the k of chain c.
+      auto step = [&](OpBuilder &kb, Location kl, Value k, ValueRange acc,
+                      int64_t c, SmallVectorImpl<Value> &next) {
+        Value a = load(kb, rhs, {k, j0});
+        for (int64_t i = 0; i < n; ++i) {
+          Value bc =
+              vector::BroadcastOp::create(kb, kl, vecType, lhsAt(kb, kl, k, i));
+          next[c * n + i] =
+              vector::FMAOp::create(kb, kl, a, bc, acc[c * n + i]);
+        }
+      };
+      // Fewer than 4 rows: 4/n interleaved chains over k, so that several
+      // independent FMAs are in flight (one row alone would be one chain of
+      // K dependent FMAs).
+      const int64_t chains = n >= 4 ? 1 : 4 / n;
+      SmallVector<Value> accInit(chains * n, zeroVec);
+      Value cc = arith::ConstantIndexOp::create(b, l, chains);
+      Value kFull = arith::SubIOp::create(
+          b, l, depth, arith::RemUIOp::create(b, l, depth, cc));
       auto inner = scf::ForOp::create(
-          b, l, c0, depth, c1, init,
+          b, l, c0, kFull, cc, accInit,
           [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
-            Value a = load(kb, rhs, {k, j0});
-            SmallVector<Value> next;
-            for (int64_t i = 0; i < n; ++i) {
-              Value bc = vector::BroadcastOp::create(kb, kl, vecType,
-                                                     lhsAt(kb, kl, k, i));
-              next.push_back(vector::FMAOp::create(kb, kl, a, bc, acc[i]));
-            }
+            SmallVector<Value> next(acc);
+            for (int64_t c = 0; c < chains; ++c)
+              step(kb, kl,
+                   c == 0 ? k
+                          : arith::AddIOp::create(
+                                kb, kl, k,
+                                arith::ConstantIndexOp::create(kb, kl, c)),
+                   acc, c, next);
             scf::YieldOp::create(kb, kl, next);
           });
-      storeTile(b, l, j0, mask, inner.getResults());
+      SmallVector<Value> sums(inner.getResults());
+      if (chains > 1) {
+        auto rest = scf::ForOp::create(
+            b, l, kFull, depth, c1, sums,
+            [&](OpBuilder &kb, Location kl, Value k, ValueRange acc) {
+              SmallVector<Value> next(acc);
+              step(kb, kl, k, acc, 0, next);
+              scf::YieldOp::create(kb, kl, next);
+            });
+        sums.assign(rest.getResults().begin(), rest.getResults().end());
+        for (int64_t c = 1; c < chains; ++c)
+          for (int64_t i = 0; i < n; ++i)
+            sums[i] = arith::AddFOp::create(b, l, sums[i], sums[c * n + i]);
+        sums.resize(n);
+      }
+      storeTile(b, l, j0, mask, sums);
     };
 
     // Per row block: full tiles, then one masked tile for the remainder.

@@ -9,10 +9,13 @@
 
 // C[2, M] += L(k, i)·R[k, j] (L read as [K, 2]): full tiles of 16 lanes
 // with one vector load of R per k feeding two FMAs with broadcast elements
-// of L, then one masked tile for M mod 16.
+// of L, then one masked tile for M mod 16. With fewer than 4 rows, 4/n = 2
+// interleaved chains over k (even k: accumulators 0, 1; odd k: 2, 3), the
+// K mod 2 remainder on chain 0, then the chains summed.
 // CHECK-LABEL: func @plain
 // CHECK-DAG: %[[C0:.*]] = arith.constant 0 : index
 // CHECK-DAG: %[[C1:.*]] = arith.constant 1 : index
+// CHECK-DAG: %[[C2:.*]] = arith.constant 2 : index
 // CHECK-DAG: %[[C16:.*]] = arith.constant 16 : index
 // CHECK: %[[M:.*]] = memref.dim %arg2, %[[C1]]
 // CHECK: %[[K:.*]] = memref.dim %arg1, %[[C0]]
@@ -20,16 +23,25 @@
 // CHECK: %[[FULL:.*]] = arith.subi %[[M]], %[[REM]]
 // CHECK: %[[HAS:.*]] = arith.cmpi ne, %[[REM]], %[[C0]]
 // CHECK: scf.for %[[J:.*]] = %[[C0]] to %[[FULL]] step %[[C16]] {
-// CHECK:   %[[ACC:.*]]:2 = scf.for %[[KK:.*]] = %[[C0]] to %[[K]] step %[[C1]] iter_args(%[[A0:.*]] = %{{.*}}, %[[A1:.*]] = %{{.*}}) -> (vector<16xf32>, vector<16xf32>) {
+// CHECK:   %[[KREM:.*]] = arith.remui %[[K]], %[[C2]]
+// CHECK:   %[[KFULL:.*]] = arith.subi %[[K]], %[[KREM]]
+// CHECK:   %[[ACC:.*]]:4 = scf.for %[[KK:.*]] = %[[C0]] to %[[KFULL]] step %[[C2]] iter_args(%[[A0:.*]] = %{{.*}}, %[[A1:.*]] = %{{.*}}, %[[A2:.*]] = %{{.*}}, %[[A3:.*]] = %{{.*}}) -> (vector<16xf32>, vector<16xf32>, vector<16xf32>, vector<16xf32>) {
 // CHECK:     %[[R:.*]] = vector.load %arg1[%[[KK]], %[[J]]] : memref<?x?xf32>, vector<16xf32>
 // CHECK:     %[[L0:.*]] = memref.load %arg0[%[[KK]], %[[C0]]]
 // CHECK:     %[[B0:.*]] = vector.broadcast %[[L0]] : f32 to vector<16xf32>
 // CHECK:     %[[F0:.*]] = vector.fma %[[R]], %[[B0]], %[[A0]] : vector<16xf32>
 // CHECK:     %[[L1:.*]] = memref.load %arg0[%[[KK]], %[[C1]]]
 // CHECK:     vector.fma %[[R]], %{{.*}}, %[[A1]]
+// CHECK:     %[[KO:.*]] = arith.addi %[[KK]], %[[C1]]
+// CHECK:     %[[RO:.*]] = vector.load %arg1[%[[KO]], %[[J]]]
+// CHECK:     vector.fma %[[RO]], %{{.*}}, %[[A2]]
+// CHECK:     vector.fma %[[RO]], %{{.*}}, %[[A3]]
 // CHECK:     scf.yield
+// CHECK:   %[[TAIL:.*]]:4 = scf.for %{{.*}} = %[[KFULL]] to %[[K]] step %[[C1]] iter_args
+// CHECK:   %[[S0:.*]] = arith.addf %[[TAIL]]#0, %[[TAIL]]#2
+// CHECK:   %[[S1:.*]] = arith.addf %[[TAIL]]#1, %[[TAIL]]#3
 // CHECK:   %[[OLD:.*]] = vector.load %arg2[%[[C0]], %[[J]]]
-// CHECK:   %[[SUM:.*]] = arith.addf %[[OLD]], %[[ACC]]#0
+// CHECK:   %[[SUM:.*]] = arith.addf %[[OLD]], %[[S0]]
 // CHECK:   vector.store %[[SUM]], %arg2[%[[C0]], %[[J]]]
 // CHECK: scf.if %[[HAS]] {
 // CHECK:   %[[MASK:.*]] = arith.cmpi sgt

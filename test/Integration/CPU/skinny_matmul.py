@@ -4,7 +4,8 @@ Random linalg.matmul products C[n, M] += L·R with few output rows n, in all
 four layouts the pass handles (L as (k, i) or (i, k); R as (k, j), read by
 vector loads, or (j, k), read in blocks transposed in registers), f32 and
 f64, with M and K off the vector width (masked tiles, clamped rows,
-partial k blocks, K = 0, K = 1). rope-run takes static shapes; the
+partial k blocks, K = 0, K = 1, and one to three rows with K not a
+multiple of the interleaved chains). rope-run takes static shapes; the
 polynomial oracles cover the dynamic chunk sizes of the method's products. Every product runs
 through rope-run (`rope-lower-to-cpu`) three ways: vector-bits = 512,
 vector-bits = 256 and vector-bits = -1 (BLAS only); the lowered IR must
@@ -54,7 +55,10 @@ def main():
     shapes = [(1, 1, 1), (17, 100, 256), (17, 257, 64), (5, 16, 16),
               (24, 33, 7), (12, 15, 0), (3, 17, 1), (17, 4845 // 5, 33),
               (13, 40, 300), (25, 20, 20), (8, 31, 17), (2, 48, 5),
-              (70, 45, 17), (300, 33, 5), (33, 70, 40), (50, 30, 9)]
+              (70, 45, 17), (300, 33, 5), (33, 70, 40), (50, 30, 9),
+              # One to three rows with R read as (k, j): 4/n interleaved
+              # chains over k, K not a multiple of the chain count.
+              (1, 37, 969), (2, 50, 103), (3, 20, 7)]
     cases = passed = 0
     for idx, (n, m, k) in enumerate(shapes):
         for ty in ("f32", "f64"):
@@ -62,6 +66,8 @@ def main():
             if idx < 4:  # every layout at least once per type
                 l_t, r_t = bool(idx & 1), bool(idx & 2)
             if n > 96:  # the small-depth kernel: R read as (k, j)
+                r_t = False
+            if idx >= 16:  # the chained one-to-three-row kernel
                 r_t = False
             dynamic = False
             dt = np.float32 if ty == "f32" else np.float64
