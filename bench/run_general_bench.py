@@ -43,20 +43,19 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 D, DV, EPS = 4, 4, 1e-2
 SUPPORTS = {1: [(0, 1)], 2: [(0, 1), (2, 2)], 3: [(0, 1), (2, 2), (3, 0)]}
 CONFIGS = [(1, 1), (1, 2), (1, 3), (2, 2), (3, 2), (2, 3)]
-GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
 
 
 def ranges(dump):
+    """{g: (B_g, delta_g)}: the compiled candidates (cost::polyCandidate,
+    poly-approx-dump --candidate)."""
     out = {}
     for g in range(1, 5):
-        table = json.loads(subprocess.run(
-            [dump, "--family=minimax", f"--degree={g}",
-             "--beta=" + ",".join(repr(b) for b in GRID)],
-            capture_output=True, text=True, check=True).stdout)
-        for row in table:
-            if row["positive"] and row["delta"] <= EPS and row["coeffs"]:
-                out[g] = (row["beta"], row["delta"])
-                break
+        row = json.loads(subprocess.run(
+            [dump, "--candidate", "--family=minimax", f"--degree={g}",
+             f"--eps={EPS!r}"], capture_output=True, text=True,
+            check=True).stdout)
+        if row:
+            out[g] = (row["beta"], row["delta"])
     return out
 
 

@@ -1,9 +1,9 @@
 """Benchmark of the polynomial method (issue 4): exact vs polynomial.
 
 1. Time vs n (log-log), non-causal forward, B = H = 1, d = 16 (rows scaled
-   so that the certificate is beta = 0.9) and d = 32 (beta = 0.25: at 0.9 the
-   needed degree 4 has rank C(36, 4) = 58905 > max-rank and the exact path
-   runs), epsilon = 1e-3, both paths through rope-run (medians), plus the
+   so that the certificate is beta = 0.9: degree 4) and d = 32 (beta = 0.5:
+   degree 3; at 0.9 the needed degree 4 has rank C(36, 4) = 58905 > max-rank
+   and the exact path runs), epsilon = 1e-3, both paths through rope-run (medians), plus the
    scaling ratio t(64k)/t(8k) at a fixed degree.
 2. Error vs degree vs beta: for each family's fitted degrees, the proven
    bound delta(g, beta) (poly-approx-dump) and the measured max|O~ - O|/max|v|
@@ -107,28 +107,16 @@ def sgemm(baseline, n, k, cols, reps=5):
     return float(re.search(r"([0-9.]+) GFLOP/s", res.stdout).group(1))
 
 
-GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
-
-
-def fitted_ranges(dump, eps, family="minimax", max_degree=4, widest=False):
-    """{g: B_g}: the compiled fit's logit range per degree: the largest grid
-    point 2^(k/2) with proven delta(g, B_g) <= eps (cost::polyCandidate,
-    what ropeattn-expand-polynomial compiles), or with `widest` the bisected
-    range (cost::widestPolyCandidate, poly-approx-dump --candidate)."""
+def fitted_ranges(dump, eps, family="minimax", max_degree=4):
+    """{g: B_g}: the compiled fit's logit range per degree, the widest range
+    with proven delta(g, B_g) <= eps (cost::polyCandidate, what
+    ropeattn-expand-polynomial compiles; poly-approx-dump --candidate)."""
     out = {}
     for g in range(1, max_degree + 1):
-        if widest:
-            row = json.loads(subprocess.run(
-                [dump, "--candidate", f"--family={family}", f"--degree={g}",
-                 f"--eps={eps!r}"], capture_output=True, text=True,
-                check=True).stdout)
-        else:
-            rows = json.loads(subprocess.run(
-                [dump, f"--family={family}", f"--degree={g}",
-                 "--beta=" + ",".join(repr(b) for b in GRID)],
-                capture_output=True, text=True, check=True).stdout)
-            row = next((r for r in rows if r["positive"] and
-                        r["delta"] <= eps and r["coeffs"]), None)
+        row = json.loads(subprocess.run(
+            [dump, "--candidate", f"--family={family}", f"--degree={g}",
+             f"--eps={eps!r}"], capture_output=True, text=True,
+            check=True).stdout)
         if row:
             out[g] = row["beta"]
     return out
@@ -190,11 +178,9 @@ def main():
     ns = [4096, 8192, 16384] if args.quick else \
         [4096, 8192, 16384, 32768, 65536]
     ds = [16] if args.quick else [16, 32]
-    # d = 32 at beta = 0.25 runs degree 3 (r = C(35, 3) = 6545): the grid's
-    # B_2 = 0.25 is just below the certificate's rounding slack. With the
-    # bisected ranges (cost::widestPolyCandidate, not enabled) it would run
-    # g = 2: use beta = 0.5 then to keep measuring g = 3.
-    betas = {16: 0.9, 32: 0.25}
+    # d = 32 at beta = 0.5 runs degree 3 (r = C(35, 3) = 6545; B_3 = 0.665
+    # at epsilon = 1e-3), d = 16 at 0.9 degree 4 (r = 4845, B_4 = 1.15).
+    betas = {16: 0.9, 32: 0.5}
     eps = 1e-3
     sections = set(args.sections.split(","))
     out_dir = os.path.join(ROOT, "bench", "results")
@@ -251,16 +237,16 @@ def main():
                       f"max|dO|/max|v| = {err:.1e}", flush=True)
         # The speedup at 64k across the goal's range beta <= 1: the degree
         # the certificate picks depends on beta (the least g whose fitted
-        # range B_g covers it; B_g = the largest grid point with proven
+        # range B_g covers it; B_g = the widest range with proven
         # delta(g, B_g) <= epsilon).
       if "beta" in sections:
         loads["beta"] = [load_at()]
         betarows = []
         ranges = fitted_ranges(dump, eps)
         # Just inside B_3 and B_4 (the run-time certificate adds a rounding
-        # slack), and 0.9.
+        # slack), 0.9 and the goal's 1.
         for beta in ([] if args.quick else sorted(
-                {ranges[3] / 1.01, 0.9, min(ranges[4], 8.0) / 1.01})):
+                {ranges[3] / 1.01, 0.9, 1.0, min(ranges[4], 8.0) / 1.01})):
             n, d = 65536, 16
             x = inputs(n, d, beta)
             te, oe = run(rope_run, tmp, "exact", n, d, x, 1)
@@ -283,8 +269,8 @@ def main():
         n, d = 4096, 16
         for family in ("minimax", "taylor"):
             for b in (0.25, 0.5, 1.0, 2.0):
-                # Logits just inside [-b, b] (b is on the fitted-range grid
-                # 2^(k/2), and the run-time certificate adds a rounding slack).
+                # Logits just inside [-b, b] (the run-time certificate adds
+                # a rounding slack).
                 x = inputs(n, d, b / 1.01, seed=1)
                 _, oe = run(rope_run, tmp, "exact", n, d, x, 1)
                 for g in range(1, 7):
@@ -299,10 +285,18 @@ def main():
                     if not row["positive"] or not delta < 1:
                         continue
                     # epsilon slightly above this fit's delta: degree g (or a
-                    # cheaper one that also qualifies) runs.
+                    # cheaper one that also qualifies) runs, with the fit of
+                    # the compiled candidate (its range B_g >= b, the
+                    # widest with delta <= epsilon): report that fit.
+                    e = min(delta * 1.01, 0.999)
+                    row = json.loads(subprocess.run(
+                        [dump, "--candidate", f"--family={family}",
+                         f"--degree={g}", f"--eps={e!r}"],
+                        capture_output=True, text=True, check=True).stdout)
+                    delta = row["delta"]
                     _, op = run(rope_run, tmp, "polynomial", n, d, x, 1,
                                 f"family={family} max-degree={g} "
-                                f"epsilon={min(delta * 1.01, 0.999)}")
+                                f"epsilon={e!r}")
                     err = float(np.max(np.abs(op - oe)) /
                                 np.max(np.abs(x[2])))
                     rows.append({"family": family, "beta": b, "degree": g,
@@ -422,7 +416,7 @@ def main():
                        "s--", label=f"polynomial d={d}")
     axes[0].set_xlabel("n = m")
     axes[0].set_ylabel("ms")
-    axes[0].set_title(f"time vs n (eps = {eps}; beta 0.9 at d=16, 0.25 at d=32)")
+    axes[0].set_title(f"time vs n (eps = {eps}; beta 0.9 at d=16, 0.5 at d=32)")
     axes[0].legend()
     axes[0].grid(True, which="both", alpha=0.3)
     for family, marker in (("minimax", "o"), ("taylor", "s")):

@@ -1,5 +1,5 @@
 """Checks the polynomial method's compiled candidates (the widest fitted
-range per degree, cost::widestPolyCandidate; docs/Polynomial.md §8) read
+range per degree, cost::polyCandidate; docs/Polynomial.md §8) read
 through `poly-approx-dump --candidate`, independently of how they are found:
 
   * the candidate's fit meets epsilon (proven delta <= eps, positive), and is

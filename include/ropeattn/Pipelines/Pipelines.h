@@ -76,9 +76,11 @@ struct LowerToCPUOptions : public PassPipelineOptions<LowerToCPUOptions> {
   PassOptions::Option<int64_t> vectorBits{
       *this, "vector-bits",
       llvm::cl::desc("Vector width of the skinny-matmul kernels "
-                     "(ropeattn-vectorize-skinny-matmul): 512, 256, 0 = the "
-                     "host's (512 with AVX-512F, 256 with AVX2+FMA, else "
-                     "off), -1 = off (BLAS for every product)"),
+                     "(ropeattn-vectorize-skinny-matmul) and of the feature "
+                     "Jacobian's vector loops (convert-ropeattn-to-linalg): "
+                     "512, 256, 0 = the host's (512 with AVX-512F, 256 with "
+                     "AVX2+FMA, else off), -1 = off (BLAS for every product, "
+                     "scalar loops)"),
       llvm::cl::init(0)};
 };
 

@@ -39,7 +39,6 @@ Usage: general_attention_oracle.py ROPE_RUN POLY_APPROX_DUMP WORKDIR
 """
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -52,8 +51,8 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "reference"))
 import ropeattn_ref as ref  # noqa: E402
 from fft_oracle import fft_bound, U  # noqa: E402
+from polynomial_oracle import fitted_candidate  # noqa: E402
 
-GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
 MAX_DEGREE, MAX_TERMS, EPS, FAMILY = 4, 512, 1e-2, "minimax"
 
 
@@ -62,14 +61,9 @@ def candidates(dump, s):
     for g in range(1, MAX_DEGREE + 1):
         if math.comb(s + g, g) > MAX_TERMS:
             break
-        table = json.loads(subprocess.run(
-            [dump, f"--family={FAMILY}", f"--degree={g}",
-             "--beta=" + ",".join(repr(b) for b in GRID)],
-            capture_output=True, text=True, check=True).stdout)
-        for row in table:
-            if row["positive"] and row["delta"] <= EPS and row["coeffs"]:
-                out.append((g, row["beta"], row["delta"], row["coeffs"]))
-                break
+        row = fitted_candidate(dump, FAMILY, g, EPS)
+        if row:
+            out.append((g, row["beta"], row["delta"], row["coeffs"]))
     return out
 
 

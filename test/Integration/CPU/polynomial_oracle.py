@@ -44,40 +44,35 @@ import attention_oracle as ao  # noqa: E402
 import ropeattn_ref as ref  # noqa: E402
 
 
-GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
+def fitted_candidate(dump, family, g, epsilon):
+    """poly-approx-dump's row of the compiler's candidate of degree g
+    (cost::polyCandidate, `--candidate`): the widest logit range B_g whose
+    proven bound delta(g, B_g) <= epsilon, or None. Fitted families: the
+    bisected range (docs/Polynomial.md §8); Taylor: the closed-form limit
+    (even g only)."""
+    row = json.loads(subprocess.run(
+        [dump, "--candidate", f"--family={family}", f"--degree={g}",
+         f"--eps={epsilon!r}"], capture_output=True, text=True,
+        check=True).stdout)
+    if not row or not row.get("coeffs"):
+        return None
+    assert row["positive"] and row["delta"] <= epsilon, row
+    return row
 
 
 def candidate_rows(dump, family, d, max_degree, epsilon, max_rank=32768):
     """The compiler's candidate table, in order of cost, as the compiler
     builds it (docs/Polynomial.md, ropeattn-expand-polynomial): per degree
-    g <= max_degree within max_rank, poly-approx-dump's row for the largest
-    logit range B_g whose proven bound delta(g, B_g) <= epsilon."""
+    g <= max_degree within max_rank, fitted_candidate's row."""
     out = []
     for g in range(1, max_degree + 1):
         if family == "taylor" and g % 2:
             continue
         if math.comb(d + g, g) > max_rank:
             break
-        if family == "taylor":
-            lim = json.loads(subprocess.run(
-                [dump, "--beta-limit", f"--degree={g}", f"--eps={epsilon}"],
-                capture_output=True, text=True, check=True).stdout)
-            betas = [min(lim["beta_limit"], 8.0)] if lim["beta_limit"] > 0 \
-                else []
-        else:
-            betas = GRID
-        if not betas:
-            continue
-        table = json.loads(subprocess.run(
-            [dump, f"--family={family}", f"--degree={g}",
-             "--beta=" + ",".join(repr(b) for b in betas)],
-            capture_output=True, text=True, check=True).stdout)
-        if isinstance(table, dict):
-            table = [table]
-        for row in table:  # largest beta first
-            if row["positive"] and row["delta"] <= epsilon and row["coeffs"]:
-                out.append(row)
-                break
+        row = fitted_candidate(dump, family, g, epsilon)
+        if row:
+            out.append(row)
     return out
 
 

@@ -33,7 +33,6 @@ Usage: toeplitz_attention_oracle.py ROPE_RUN POLY_APPROX_DUMP WORKDIR
 """
 
 import argparse
-import json
 import math
 import os
 import subprocess
@@ -46,9 +45,9 @@ sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "..", "reference"))
 import ropeattn_ref as ref  # noqa: E402
 from fft_oracle import fft_bound, U  # noqa: E402
+from polynomial_oracle import fitted_candidate  # noqa: E402
 from poly_features import features  # noqa: E402
 
-GRID = [2.0 ** (k / 2.0) for k in range(6, -9, -1)]
 MAX_DEGREE, MAX_RANK, EPS, FAMILY = 4, 1024, 1e-2, "minimax"
 
 
@@ -57,14 +56,9 @@ def candidates(dump, d):
     for g in range(1, MAX_DEGREE + 1):
         if math.comb(d + g, g) > MAX_RANK:
             break
-        table = json.loads(subprocess.run(
-            [dump, f"--family={FAMILY}", f"--degree={g}",
-             "--beta=" + ",".join(repr(b) for b in GRID)],
-            capture_output=True, text=True, check=True).stdout)
-        for row in table:
-            if row["positive"] and row["delta"] <= EPS and row["coeffs"]:
-                out.append((g, row["beta"], row["delta"], row["coeffs"]))
-                break
+        row = fitted_candidate(dump, FAMILY, g, EPS)
+        if row:
+            out.append((g, row["beta"], row["delta"], row["coeffs"]))
     return out
 
 

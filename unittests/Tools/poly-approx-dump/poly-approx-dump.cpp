@@ -21,7 +21,7 @@
 //       the Markdown tables of docs/Polynomial.md
 //   poly-approx-dump --candidate --family=minimax --degree=3 --eps=1e-3
 //       the compiled candidate of ropeattn-expand-polynomial
-//       (cost::widestPolyCandidate): the fit on its widest range as JSON
+//       (cost::polyCandidate): the fit on its widest range as JSON
 //       ("null" if none)
 //
 //===----------------------------------------------------------------------===//
@@ -272,8 +272,8 @@ int main(int argc, char **argv) {
     if (fams.size() != 1)
       fail("--candidate takes one family");
     int g = parseInt(degrees, "degree");
-    auto c = mlir::ropeattn::cost::widestPolyCandidate(fams[0], g,
-                                                       parseDouble(eps, "eps"));
+    auto c = mlir::ropeattn::cost::polyCandidate(fams[0], g,
+                                                 parseDouble(eps, "eps"));
     // The same fit, with every field of the other modes.
     std::printf("%s\n", c ? toJson(approximate(fams[0], g, c->betaMax)).c_str()
                           : "null");

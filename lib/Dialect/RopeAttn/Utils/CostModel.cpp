@@ -15,8 +15,8 @@
 using namespace mlir::ropeattn;
 using namespace mlir::ropeattn::cost;
 
-std::optional<PolyCandidate> cost::polyCandidate(poly::Family family, int64_t g,
-                                                 double epsilon) {
+std::optional<PolyCandidate>
+cost::gridPolyCandidate(poly::Family family, int64_t g, double epsilon) {
   auto make = [&](const poly::ExpApprox &a) -> std::optional<PolyCandidate> {
     if (!a.positive || !(a.delta <= epsilon) || a.coeffs.empty())
       return std::nullopt;
@@ -36,8 +36,8 @@ std::optional<PolyCandidate> cost::polyCandidate(poly::Family family, int64_t g,
   return std::nullopt;
 }
 
-std::optional<PolyCandidate>
-cost::widestPolyCandidate(poly::Family family, int64_t g, double epsilon) {
+std::optional<PolyCandidate> cost::polyCandidate(poly::Family family, int64_t g,
+                                                 double epsilon) {
   using Key = std::tuple<int, int64_t, double>;
   static std::mutex mutex;
   static std::map<Key, std::optional<PolyCandidate>> cache;
@@ -48,7 +48,7 @@ cost::widestPolyCandidate(poly::Family family, int64_t g, double epsilon) {
     if (it != cache.end())
       return it->second;
   }
-  std::optional<PolyCandidate> best = polyCandidate(family, g, epsilon);
+  std::optional<PolyCandidate> best = gridPolyCandidate(family, g, epsilon);
   if (best && family != poly::Family::Taylor) {
     // The grid point above best->betaMax did not qualify (or best is at the
     // top of the supported range).

@@ -29,25 +29,27 @@ struct PolyCandidate {
   std::vector<double> coeffs;
 };
 
-/// The largest logit range of degree g whose proven bound meets ε: Taylor in
-/// closed form (even g only), the fitted families on the grid 2^(k/2),
-/// k = 6 … −8, largest first. None when no range qualifies.
-std::optional<PolyCandidate> polyCandidate(poly::Family family, int64_t g,
-                                           double epsilon);
+/// The largest logit range of degree g on the grid 2^(k/2), k = 6 … −8
+/// (largest first), whose proven bound meets ε: Taylor in closed form (even
+/// g only). None when no range qualifies. The starting point of
+/// polyCandidate's bisection.
+std::optional<PolyCandidate> gridPolyCandidate(poly::Family family, int64_t g,
+                                               double epsilon);
 
-/// The polynomial method's candidate of degree g with the widest fitted
-/// range: polyCandidate, then, for the fitted families, bisection between its
-/// grid point B (qualifies) and the next grid point up (does not) on the
+/// The polynomial method's candidate of degree g, with the widest fitted
+/// range: gridPolyCandidate, then, for the fitted families, bisection between
+/// its grid point B (qualifies) and the next grid point up (does not) on the
 /// range of the fit itself, to a relative width of kRangeTolerance; every
 /// range tried is fitted and certified afresh, and the returned candidate is
 /// the widest one that qualified (δ ≤ ε, positive). Taylor: as
-/// polyCandidate (already its largest range). Results are cached per
-/// (family, g, ε); thread-safe. Used by ropeattn-expand-polynomial and the
-/// polynomial estimate of ropeattn-select-method (docs/Polynomial.md §8).
-std::optional<PolyCandidate> widestPolyCandidate(poly::Family family, int64_t g,
-                                                 double epsilon);
+/// gridPolyCandidate (already its largest range). Results are cached per
+/// (family, g, ε); thread-safe. Every method takes its fits from here
+/// (polynomial, Toeplitz, general form, CUDA, the cost model; docs/Polynomial.md
+/// §8), so that they compute the same function for the same ε.
+std::optional<PolyCandidate> polyCandidate(poly::Family family, int64_t g,
+                                           double epsilon);
 
-/// The relative width to which widestPolyCandidate bisects the range.
+/// The relative width to which polyCandidate bisects the range.
 constexpr double kRangeTolerance = 1e-3;
 
 /// The sizes the estimates depend on (B·H folded).
