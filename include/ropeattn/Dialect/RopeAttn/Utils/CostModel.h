@@ -44,8 +44,9 @@ std::optional<PolyCandidate> gridPolyCandidate(poly::Family family, int64_t g,
 /// the widest one that qualified (δ ≤ ε, positive). Taylor: as
 /// gridPolyCandidate (already its largest range). Results are cached per
 /// (family, g, ε); thread-safe. Every method takes its fits from here
-/// (polynomial, Toeplitz, general form, CUDA, the cost model; docs/Polynomial.md
-/// §8), so that they compute the same function for the same ε.
+/// (polynomial, Toeplitz, general form, CUDA, the cost model;
+/// docs/Polynomial.md §8), so that they compute the same function for the same
+/// ε.
 std::optional<PolyCandidate> polyCandidate(poly::Family family, int64_t g,
                                            double epsilon);
 
