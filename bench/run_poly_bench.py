@@ -132,12 +132,14 @@ def backward_and_efficiency(rope_run, baseline, tmp, quick):
             o = rng.standard_normal(x[0].shape).astype(np.float32)
             do = rng.standard_normal(x[0].shape).astype(np.float32)
             row = {"n": n, "d": d, "causal": causal}
+            # Medians of 9 runs each (the shared machine's noise moves
+            # single runs by 10-30%).
             row["poly_fwd_ms"] = time_module(
-                rope_run, tmp, fwd_fn("polynomial", n, d, causal), x, 3,
+                rope_run, tmp, fwd_fn("polynomial", n, d, causal), x, 9,
                 f"pf{n}{causal}")
             row["poly_bwd_ms"] = time_module(
                 rope_run, tmp, grad_fn("polynomial", n, d, causal),
-                x + [o, do], 3, f"pb{n}{causal}")
+                x + [o, do], 9, f"pb{n}{causal}")
             row["exact_bwd_ms"] = time_module(
                 rope_run, tmp, grad_fn("exact", n, d, causal), x + [o, do],
                 1, f"eb{n}{causal}")
