@@ -126,7 +126,7 @@ def RopeAttn_AttentionOp : RopeAttn_Op<"attention", [Pure, AttrSizedResultSegmen
   );
   let assemblyFormat = [{
     $query `,` $key `,` $value (`bias` `(` $bias^ `)`)? (`causal` $causal^)?
-    (`scale` `(` $scale^ `)`)? (`rope` $rope^)? (`method` $method^)?
+    (`scale` `(` $scale^ `)`)? (`rope` $rope^)? (`method` `` $method^)?
     attr-dict `:` `(` type(operands) `)` `->`
     custom<AttentionResults>(type($output), type($logsumexp), type($certificate))
   }];
@@ -185,7 +185,7 @@ def RopeAttn_AttentionGradOp : RopeAttn_Op<"attention_grad",
     $query `,` $key `,` $value `,` $output `,` $grad_output
     (`logsumexp` `(` $logsumexp^ `)`)? (`bias` `(` $bias^ `)`)?
     (`causal` $causal^)? (`scale` `(` $scale^ `)`)? (`rope` $rope^)?
-    (`method` $method^)?
+    (`method` `` $method^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -233,7 +233,7 @@ def RopeAttn_GeneralAttentionOp : RopeAttn_Op<"general_attention", [Pure]> {
   );
   let assemblyFormat = [{
     $query `,` $key `,` $value `weights` `(` $weights `)` `support` $support
-    (`causal` $causal^)? (`scale` `(` $scale^ `)`)? (`method` $method^)?
+    (`causal` $causal^)? (`scale` `(` $scale^ `)`)? (`method` `` $method^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
@@ -286,7 +286,7 @@ def RopeAttn_GeneralAttentionGradOp : RopeAttn_Op<"general_attention_grad",
     $query `,` $key `,` $value `,` $output `,` $grad_output
     (`logsumexp` `(` $logsumexp^ `)`)? `weights` `(` $weights `)`
     `support` $support (`causal` $causal^)? (`scale` `(` $scale^ `)`)?
-    (`method` $method^)?
+    (`method` `` $method^)?
     attr-dict `:` functional-type(operands, results)
   }];
   let hasVerifier = 1;
